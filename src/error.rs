@@ -1,0 +1,59 @@
+//! The one place where errors become what a user reads, and exit codes.
+//!
+//! Each domain has its own error enum; [`Error`] gathers them, maps each to a documented
+//! exit code (README, "Exit codes") and adds a hint where one helps.
+
+use crate::contract::ContractError;
+use crate::stub::StubError;
+
+/// Everything worked.
+pub const EXIT_OK: u8 = 0;
+/// A check ran and found problems (reserved for verification and drift checks).
+pub const EXIT_FAILED: u8 = 1;
+/// Bad input: a usage error, or a contract file that does not load.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// envd could not do its job for reasons outside the input: a port in use, a file system
+/// error.
+pub const EXIT_CANNOT_RUN: u8 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Stub(#[from] StubError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Stub(StubError::Contract(_)) => EXIT_BAD_INPUT,
+            Error::Stub(StubError::Bind { .. }) | Error::Runtime(_) => EXIT_CANNOT_RUN,
+        }
+    }
+
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::Stub(StubError::Bind { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                Some("another process listens there; `--port 0` picks a free port")
+            }
+            Error::Stub(StubError::Contract(ContractError::UnknownVersion { .. })) => {
+                Some("set metadata.pactSpecification.version to the version the file is written in")
+            }
+            Error::Stub(StubError::Contract(ContractError::Duplicate { .. })) => {
+                Some("is the same file given twice, or a directory and a file inside it?")
+            }
+            _ => None,
+        }
+    }
+
+    /// The text printed on stderr: the error, then the hint.
+    pub fn render(&self) -> String {
+        match self.hint() {
+            Some(hint) => format!("envd: error: {self}\n  hint: {hint}"),
+            None => format!("envd: error: {self}"),
+        }
+    }
+}

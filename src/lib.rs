@@ -1,0 +1,11 @@
+//! envd: ephemeral test environments and service virtualization.
+//!
+//! ARCHITECTURE.md at the repository root is the map: which module owns what, and how a
+//! request flows through a stub.
+
+pub mod cli;
+pub mod contract;
+pub mod error;
+pub mod journal;
+pub mod matching;
+pub mod stub;

@@ -1,0 +1,298 @@
+//! Request matching by the Pact specification.
+//!
+//! Pure: no IO, no tokio, no hyper. The semantics are pact_matching's (the reference
+//! implementation of the specification); this module decides how little of it has to run
+//! per request: an [`Expectation`] is compiled once per interaction, and the cheap parts
+//! (method, path) are checked before the expensive ones (query, headers, body).
+
+mod discriminator;
+mod explain;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use pact_matching::headers::match_headers;
+use pact_matching::{
+    match_body, match_method, match_path, match_query, BodyMatchResult, CoreMatchingContext,
+    DiffConfig, HeaderMatchingContext, Mismatch,
+};
+use pact_models::bodies::OptionalBody;
+use pact_models::content_types::ContentType;
+use pact_models::matchingrules::MatchingRuleCategory;
+use pact_models::v4::http_parts::HttpRequest;
+
+pub use discriminator::{BodyKey, Discriminator};
+pub use explain::describe;
+
+/// The request side of one interaction, with its matching contexts built once at load time
+/// rather than per request (pact_matching's `match_request` clones all of them per call).
+#[derive(Debug, Clone)]
+pub struct Expectation {
+    request: HttpRequest,
+    path: CoreMatchingContext,
+    query: CoreMatchingContext,
+    headers: HeaderMatchingContext,
+    body: CoreMatchingContext,
+    /// Kept to answer [`Expectation::rule_count`] without walking the rules again.
+    rules: usize,
+}
+
+impl Expectation {
+    pub fn new(request: HttpRequest) -> Self {
+        let context = |category: &str| {
+            let rules = request
+                .matching_rules
+                .rules_for_category(category)
+                .unwrap_or_default();
+            CoreMatchingContext::new(DiffConfig::NoUnexpectedKeys, &rules)
+        };
+        let rules = request
+            .matching_rules
+            .rules
+            .values()
+            .map(|category| category.rules.len())
+            .sum();
+        Expectation {
+            path: context("path"),
+            query: context("query"),
+            headers: HeaderMatchingContext::new(&context("header")),
+            body: context("body"),
+            rules,
+            request,
+        }
+    }
+
+    pub fn request(&self) -> &HttpRequest {
+        &self.request
+    }
+
+    /// Whether the path is compared literally (no matching rule on it): such an
+    /// interaction can be found by a map lookup on the path.
+    pub fn literal_path(&self) -> bool {
+        self.path.matchers.rules.is_empty()
+    }
+
+    /// The regular expression every matching path satisfies, when the path's only rule is
+    /// a regex; used to index rule-matched paths.
+    pub fn path_regex(&self) -> Option<&str> {
+        let mut regexes = self.path.matchers.rules.values().flat_map(|list| {
+            list.rules.iter().map(|rule| match rule {
+                pact_models::matchingrules::MatchingRule::Regex(regex) => Some(regex.as_str()),
+                _ => None,
+            })
+        });
+        let first = regexes.next()??;
+        regexes.next().is_none().then_some(first)
+    }
+
+    /// How many matching rules the request carries; fewer is more specific (a literal beats
+    /// a rule when several interactions match).
+    pub fn rule_count(&self) -> usize {
+        self.rules
+    }
+
+    pub fn body_rules(&self) -> &MatchingRuleCategory {
+        &self.body.matchers
+    }
+
+    /// Whether `actual` satisfies this expectation, stopping at the first failing part.
+    pub fn matches(&self, actual: &HttpRequest) -> bool {
+        match_method(&self.request.method, &actual.method).is_ok()
+            && match_path(&self.request.path, &actual.path, &self.path).is_ok()
+            && match_query(self.request.query.clone(), actual.query.clone(), &self.query)
+                .values()
+                .all(Vec::is_empty)
+            && match_headers(
+                self.request.headers.clone(),
+                actual.headers.clone(),
+                &self.headers,
+            )
+            .values()
+            .all(Vec::is_empty)
+            && matches!(self.body_result(actual), BodyMatchResult::Ok)
+    }
+
+    /// Every mismatch between this expectation and `actual`, in a stable order (method,
+    /// path, query, headers, body), for explaining a miss.
+    pub fn mismatches(&self, actual: &HttpRequest) -> Vec<Mismatch> {
+        let mut found = Vec::new();
+        found.extend(match_method(&self.request.method, &actual.method).err());
+        found.extend(
+            match_path(&self.request.path, &actual.path, &self.path)
+                .err()
+                .unwrap_or_default(),
+        );
+        let mut query: Vec<_> =
+            match_query(self.request.query.clone(), actual.query.clone(), &self.query)
+                .into_iter()
+                .collect();
+        query.sort_by(|a, b| a.0.cmp(&b.0));
+        found.extend(query.into_iter().flat_map(|(_, list)| list));
+        let mut headers: Vec<_> = match_headers(
+            self.request.headers.clone(),
+            actual.headers.clone(),
+            &self.headers,
+        )
+        .into_iter()
+        .collect();
+        headers.sort_by(|a, b| a.0.cmp(&b.0));
+        found.extend(headers.into_iter().flat_map(|(_, list)| list));
+        found.extend(self.body_result(actual).mismatches());
+        found
+    }
+
+    fn body_result(&self, actual: &HttpRequest) -> BodyMatchResult {
+        ready(match_body(&self.request, actual, &self.body, &self.headers))
+    }
+}
+
+/// The parts of a request as they arrived, before they are shaped for matching.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    pub method: &'a str,
+    /// The path as sent on the wire, still percent-encoded.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a [(&'a str, &'a str)],
+}
+
+/// Shapes a received request the way Pact compares it: the path percent-decoded, the query
+/// decoded into parameters, header values split where the header is a list.
+pub fn actual_request(received: Received<'_>, body: Bytes) -> HttpRequest {
+    let path = percent_encoding::percent_decode_str(received.path)
+        .decode_utf8()
+        .map(|path| path.into_owned())
+        .unwrap_or_else(|_| received.path.to_owned());
+    let query = received
+        .query
+        .and_then(pact_models::query_strings::parse_query_string);
+    let mut headers: HashMap<String, Vec<String>> = HashMap::new();
+    let mut content_type = None;
+    for (name, value) in received.headers {
+        if name.eq_ignore_ascii_case("content-type") {
+            content_type = ContentType::parse(*value).ok();
+        }
+        headers
+            .entry((*name).to_owned())
+            .or_default()
+            .extend(pact_models::headers::parse_header(name, value));
+    }
+    let body = if body.is_empty() {
+        OptionalBody::Empty
+    } else {
+        OptionalBody::Present(body, content_type, None)
+    };
+    HttpRequest {
+        method: received.method.to_owned(),
+        path,
+        query,
+        headers: (!headers.is_empty()).then_some(headers),
+        body,
+        ..HttpRequest::default()
+    }
+}
+
+/// Runs a future that cannot suspend. pact_matching's body matching and generators are
+/// `async` only for plugins, which envd builds without, so they are always ready at the
+/// first poll; this keeps matching free of any runtime.
+pub fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => unreachable!("pact_matching without plugins never suspends"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn expectation(request: serde_json::Value) -> Expectation {
+        Expectation::new(HttpRequest::from_json(&request).expect("request"))
+    }
+
+    fn actual(method: &str, path: &str, query: Option<&str>, headers: &[(&str, &str)], body: &str) -> HttpRequest {
+        actual_request(
+            Received { method, path, query, headers },
+            Bytes::copy_from_slice(body.as_bytes()),
+        )
+    }
+
+    /// One case: does `actual` match `expected`, and what does the first mismatch say.
+    fn check(expected: serde_json::Value, actual: HttpRequest, words: Option<&str>) {
+        let expectation = expectation(expected);
+        let mismatches: Vec<String> = expectation.mismatches(&actual).iter().map(describe).collect();
+        assert_eq!(expectation.matches(&actual), mismatches.is_empty(), "{mismatches:?}");
+        match words {
+            None => assert!(mismatches.is_empty(), "unexpected mismatches {mismatches:?}"),
+            Some(words) => assert!(
+                mismatches.iter().any(|m| m.contains(words)),
+                "no mismatch says {words:?}: {mismatches:?}"
+            ),
+        }
+    }
+
+    #[test]
+    fn literal_requests() {
+        check(json!({"method": "GET", "path": "/a"}), actual("GET", "/a", None, &[], ""), None);
+        check(json!({"method": "GET", "path": "/a"}), actual("get", "/a", None, &[], ""), None);
+        check(
+            json!({"method": "GET", "path": "/a"}),
+            actual("POST", "/a", None, &[], ""),
+            Some("method: expected GET, got POST"),
+        );
+        check(
+            json!({"method": "GET", "path": "/a b"}),
+            actual("GET", "/a%20b", None, &[], ""),
+            None,
+        );
+        check(
+            json!({"method": "GET", "path": "/a", "query": {"q": ["1"]}}),
+            actual("GET", "/a", Some("q=2"), &[], ""),
+            Some("query q"),
+        );
+        check(
+            json!({"method": "GET", "path": "/a", "headers": {"Accept": "text/plain"}}),
+            actual("GET", "/a", None, &[("accept", "application/json")], ""),
+            Some("header Accept"),
+        );
+    }
+
+    #[test]
+    fn body_rules() {
+        let typed = json!({
+            "method": "POST", "path": "/items",
+            "headers": {"Content-Type": "application/json"},
+            "body": {"items": [{"id": 1}]},
+            "matchingRules": {"body": {"$.items[*].id": {"matchers": [{"match": "integer"}]}}}
+        });
+        let json = [("Content-Type", "application/json")];
+        check(typed.clone(), actual("POST", "/items", None, &json, r#"{"items":[{"id":7}]}"#), None);
+        check(
+            typed,
+            actual("POST", "/items", None, &json, r#"{"items":[{"id":"abc"}]}"#),
+            Some("body $.items[0].id: expected an integer, got \"abc\""),
+        );
+    }
+
+    #[test]
+    fn regex_paths_are_indexable() {
+        let rule = expectation(json!({
+            "method": "GET", "path": "/items/1",
+            "matchingRules": {"path": {"matchers": [{"match": "regex", "regex": "/items/\\d+"}]}}
+        }));
+        assert!(!rule.literal_path());
+        assert_eq!(rule.path_regex(), Some("/items/\\d+"));
+        assert!(rule.matches(&actual("GET", "/items/42", None, &[], "")));
+        let literal = expectation(json!({"method": "GET", "path": "/items/1"}));
+        assert!(literal.literal_path());
+        assert!(literal.rule_count() < rule.rule_count());
+    }
+}

@@ -1,0 +1,450 @@
+//! The interactions a stub serves, indexed so that finding the one that answers a request
+//! costs the same with ten interactions as with a hundred thousand.
+//!
+//! Pure: built from loaded contracts, asked with a shaped request. Invariant: every index
+//! is a sound pre-filter; the final word on a match is always [`Expectation::matches`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use pact_matching::generate_response;
+use pact_models::generators::GeneratorTestMode;
+use pact_models::provider_states::ProviderState;
+use pact_models::v4::http_parts::{HttpRequest, HttpResponse};
+use regex::RegexSet;
+use serde_json::Value;
+
+use crate::contract::{self, Source};
+use crate::matching::{self, Discriminator, Expectation};
+
+/// Candidates looked at to explain a miss: enough to find the near ones, few enough that a
+/// miss among 100,000 interactions costs about what it costs among ten.
+const MISS_POOL: usize = 24;
+
+/// One served interaction; identical requests from a recording share one, with their
+/// responses in recorded order.
+#[derive(Debug)]
+pub struct Served {
+    pub description: String,
+    pub provider_states: Vec<ProviderState>,
+    pub sources: Vec<Source>,
+    pub expectation: Expectation,
+    pub replies: Vec<Reply>,
+}
+
+/// A response prepared at load time; only responses with generators are built per request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    /// The response as written, kept when it has generators to run on each request.
+    template: Option<HttpResponse>,
+}
+
+/// A provider state made active with `--state` or `POST /__envd/state`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ActiveState {
+    pub name: String,
+    #[serde(default)]
+    pub params: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    members: Vec<usize>,
+    discriminator: Option<Discriminator>,
+}
+
+/// The interactions of one method.
+#[derive(Debug, Default)]
+struct MethodIndex {
+    /// Paths compared literally, by decoded path.
+    literal: HashMap<String, Group>,
+    /// Paths with a regex rule: one set over the distinct regexes, each naming its members.
+    regexes: Option<RegexSet>,
+    regex_members: Vec<Vec<usize>>,
+    /// Paths with any other rule: always candidates (rare in practice).
+    other: Vec<usize>,
+}
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    served: Vec<Served>,
+    methods: HashMap<String, MethodIndex>,
+    /// Every literal path with its interactions, sorted, to find a miss's neighbours.
+    by_path: Vec<(String, Vec<usize>)>,
+    /// Where each sequence stands: the index of the next reply.
+    positions: Vec<AtomicUsize>,
+    pub skipped: contract::Skipped,
+}
+
+impl Catalog {
+    pub fn new(interactions: Vec<contract::Interaction>, skipped: contract::Skipped) -> Self {
+        let mut served: Vec<Served> = Vec::with_capacity(interactions.len());
+        let mut sequences: HashMap<String, usize> = HashMap::new();
+        for interaction in interactions {
+            let key = sequence_key(&interaction.provider_states, &interaction.request);
+            let reply = Reply::new(&interaction.response);
+            if let Some(&id) = sequences.get(&key) {
+                served[id].replies.push(reply);
+                served[id].sources.push(interaction.source);
+                continue;
+            }
+            sequences.insert(key, served.len());
+            served.push(Served {
+                description: interaction.description,
+                provider_states: interaction.provider_states,
+                sources: vec![interaction.source],
+                expectation: Expectation::new(interaction.request),
+                replies: vec![reply],
+            });
+        }
+        let mut methods: HashMap<String, MethodIndex> = HashMap::new();
+        let mut regex_index: HashMap<String, HashMap<String, usize>> = HashMap::new();
+        let mut regex_sources: HashMap<String, Vec<String>> = HashMap::new();
+        for (id, one) in served.iter().enumerate() {
+            let request = one.expectation.request();
+            let method = request.method.to_ascii_uppercase();
+            let index = methods.entry(method.clone()).or_default();
+            if one.expectation.literal_path() {
+                index
+                    .literal
+                    .entry(request.path.clone())
+                    .or_default()
+                    .members
+                    .push(id);
+            } else if let Some(regex) = one.expectation.path_regex() {
+                let known = regex_index.entry(method.clone()).or_default();
+                let slot = *known.entry(regex.to_owned()).or_insert_with(|| {
+                    regex_sources.entry(method.clone()).or_default().push(regex.to_owned());
+                    index.regex_members.push(Vec::new());
+                    index.regex_members.len() - 1
+                });
+                index.regex_members[slot].push(id);
+            } else {
+                index.other.push(id);
+            }
+        }
+        for (method, index) in methods.iter_mut() {
+            for group in index.literal.values_mut() {
+                if group.members.len() > 1 {
+                    group.discriminator = Discriminator::build(
+                        group.members.iter().map(|&id| (id, &served[id].expectation)),
+                    );
+                }
+            }
+            if let Some(sources) = regex_sources.remove(method) {
+                match RegexSet::new(&sources) {
+                    Ok(set) => index.regexes = Some(set),
+                    // pact_matching reports a bad regex as a mismatch; without a set, every
+                    // one of these interactions is simply always a candidate.
+                    Err(_) => index.other.extend(index.regex_members.drain(..).flatten()),
+                }
+            }
+        }
+        let mut by_path: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (id, one) in served.iter().enumerate() {
+            by_path.entry(one.expectation.request().path.as_str()).or_default().push(id);
+        }
+        let mut by_path: Vec<(String, Vec<usize>)> =
+            by_path.into_iter().map(|(path, ids)| (path.to_owned(), ids)).collect();
+        by_path.sort_unstable();
+        let positions = served.iter().map(|_| AtomicUsize::new(0)).collect();
+        Catalog {
+            served,
+            methods,
+            by_path,
+            positions,
+            skipped,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.served.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.served.is_empty()
+    }
+
+    pub fn served(&self) -> &[Served] {
+        &self.served
+    }
+
+    /// The interaction that answers `actual`: among those that match, one whose provider
+    /// state is active, then the most specific (fewest rules), then the first in file order.
+    pub fn find(&self, actual: &HttpRequest, states: &[ActiveState]) -> Option<usize> {
+        let mut best: Option<((bool, usize, usize), usize)> = None;
+        for id in self.candidates(actual) {
+            let one = &self.served[id];
+            if !one.expectation.matches(actual) {
+                continue;
+            }
+            let inactive = !one
+                .provider_states
+                .iter()
+                .any(|state| states.iter().any(|active| active.name == state.name));
+            let rank = (inactive, one.expectation.rule_count(), id);
+            if best.is_none_or(|(best_rank, _)| rank < best_rank) {
+                best = Some((rank, id));
+            }
+        }
+        best.map(|(_, id)| id)
+    }
+
+    /// The next reply of an interaction's sequence; the last one repeats.
+    pub fn reply(&self, id: usize, states: &[ActiveState]) -> Reply {
+        let replies = &self.served[id].replies;
+        let position = if replies.len() == 1 {
+            0
+        } else {
+            self.positions[id]
+                .fetch_add(1, Ordering::Relaxed)
+                .min(replies.len() - 1)
+        };
+        replies[position].render(states)
+    }
+
+    /// Starts every sequence over.
+    pub fn rewind(&self) {
+        for position in &self.positions {
+            position.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Up to `limit` interactions closest to a request that matched none, each with its
+    /// mismatches, fewest first.
+    pub fn closest(&self, actual: &HttpRequest, limit: usize) -> Vec<(usize, Vec<pact_matching::Mismatch>)> {
+        let mut pool: Vec<usize> = self.candidates(actual);
+        pool.truncate(MISS_POOL);
+        let at = self
+            .by_path
+            .partition_point(|(path, _)| path.as_str() < actual.path.as_str());
+        let neighbours = self.by_path[at..]
+            .iter()
+            .take(MISS_POOL / 4)
+            .chain(self.by_path[..at].iter().rev().take(MISS_POOL / 4));
+        for (_, ids) in neighbours {
+            pool.extend(ids.iter().take(MISS_POOL / 4));
+        }
+        pool.sort_unstable();
+        pool.dedup();
+        let mut scored: Vec<(usize, Vec<pact_matching::Mismatch>)> = pool
+            .into_iter()
+            .map(|id| (id, self.served[id].expectation.mismatches(actual)))
+            .collect();
+        // Fewest mismatches first; among equals, the path that shares the longest start
+        // with the request's, so `/items/1000` is explained by `/items/100`.
+        scored.sort_by_cached_key(|(id, mismatches)| {
+            let path = &self.served[*id].expectation.request().path;
+            let shared = path
+                .bytes()
+                .zip(actual.path.bytes())
+                .take_while(|(a, b)| a == b)
+                .count();
+            (mismatches.len(), std::cmp::Reverse(shared), *id)
+        });
+        scored.truncate(limit);
+        scored
+    }
+
+    /// Interactions that might match: found by method and path, narrowed by a body literal.
+    fn candidates(&self, actual: &HttpRequest) -> Vec<usize> {
+        let method = actual.method.to_ascii_uppercase();
+        let Some(index) = self.methods.get(&method) else {
+            return Vec::new();
+        };
+        let mut ids = match index.literal.get(&actual.path) {
+            None => Vec::new(),
+            Some(group) => match (&group.discriminator, json_body(actual)) {
+                (Some(discriminator), Some(body)) => discriminator.candidates(&body),
+                _ => group.members.clone(),
+            },
+        };
+        if let Some(set) = &index.regexes {
+            for slot in set.matches(&actual.path).iter() {
+                ids.extend(&index.regex_members[slot]);
+            }
+        }
+        ids.extend(&index.other);
+        ids
+    }
+}
+
+fn json_body(actual: &HttpRequest) -> Option<Value> {
+    match &actual.body {
+        pact_models::bodies::OptionalBody::Present(bytes, _, _) => serde_json::from_slice(bytes).ok(),
+        _ => None,
+    }
+}
+
+/// Two interactions with this key are one request answered in turn.
+fn sequence_key(states: &[ProviderState], request: &HttpRequest) -> String {
+    let states: Vec<Value> = states.iter().map(ProviderState::to_json).collect();
+    serde_json::json!([states, request.to_json()]).to_string()
+}
+
+impl Reply {
+    /// A reply made by envd itself rather than taken from an interaction.
+    pub fn plain(status: u16, headers: Vec<(String, String)>, body: Bytes) -> Self {
+        Reply {
+            status,
+            headers,
+            body,
+            template: None,
+        }
+    }
+
+    fn new(response: &HttpResponse) -> Self {
+        let has_generators = response
+            .generators
+            .categories
+            .values()
+            .any(|generators| !generators.is_empty());
+        let mut reply = Self::from_response(response);
+        reply.template = has_generators.then(|| response.clone());
+        reply
+    }
+
+    fn from_response(response: &HttpResponse) -> Self {
+        let mut headers: Vec<(String, String)> = response
+            .headers
+            .iter()
+            .flatten()
+            .map(|(name, values)| (name.clone(), values.join(", ")))
+            .collect();
+        headers.sort();
+        let body = response.body.value().unwrap_or_default();
+        let has_content_type = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+        if !body.is_empty() && !has_content_type {
+            if let Some(content_type) = response.content_type() {
+                headers.push(("Content-Type".to_owned(), content_type.to_string()));
+            }
+        }
+        Reply {
+            status: response.status,
+            headers,
+            body,
+            template: None,
+        }
+    }
+
+    /// The reply to send now: generators run against the active states' parameters.
+    pub fn render(&self, states: &[ActiveState]) -> Reply {
+        let Some(template) = &self.template else {
+            return self.clone();
+        };
+        let context: HashMap<&str, Value> = states
+            .iter()
+            .flat_map(|state| state.params.iter())
+            .map(|(name, value)| (name.as_str(), value.clone()))
+            .collect();
+        Self::from_response(&matching::ready(generate_response(
+            template,
+            &GeneratorTestMode::Consumer,
+            &context,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matching::{actual_request, Received};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    fn catalog(interactions: Value) -> Catalog {
+        let file: Arc<Path> = Arc::from(Path::new("t.json"));
+        let list = interactions
+            .as_array()
+            .expect("array")
+            .iter()
+            .enumerate()
+            .map(|(index, json)| {
+                let http = pact_models::v4::synch_http::SynchronousHttp::from_json(json, index).expect("interaction");
+                contract::Interaction {
+                    description: http.description,
+                    provider_states: http.provider_states,
+                    request: http.request,
+                    response: http.response,
+                    source: Source { file: file.clone(), pointer: format!("/interactions/{index}") },
+                }
+            })
+            .collect();
+        Catalog::new(list, contract::Skipped::default())
+    }
+
+    fn get(path: &str) -> HttpRequest {
+        actual_request(
+            Received { method: "GET", path, query: None, headers: &[] },
+            Bytes::new(),
+        )
+    }
+
+    /// Which description answers `path`, given the active states.
+    fn check(catalog: &Catalog, path: &str, states: &[&str], expected: Option<&str>) {
+        let states: Vec<ActiveState> = states
+            .iter()
+            .map(|name| ActiveState { name: (*name).to_owned(), params: Default::default() })
+            .collect();
+        let found = catalog.find(&get(path), &states);
+        assert_eq!(found.map(|id| catalog.served()[id].description.as_str()), expected);
+    }
+
+    fn interaction(description: &str, path: &str, extra: Value) -> Value {
+        let mut json = serde_json::json!({
+            "type": "Synchronous/HTTP", "description": description,
+            "request": {"method": "GET", "path": path},
+            "response": {"status": 200, "body": description}
+        });
+        json.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        json
+    }
+
+    #[test]
+    fn ties_prefer_active_state_then_literal_then_file_order() {
+        let regex = serde_json::json!({"request": {"method": "GET", "path": "/items/1",
+            "matchingRules": {"path": {"combine": "AND", "matchers": [{"match": "regex", "regex": "^/items/\\d+$"}]}}}});
+        let c = catalog(serde_json::json!([
+            interaction("any item", "/items/1", regex),
+            interaction("item one", "/items/1", serde_json::json!({})),
+            interaction("item one again", "/items/1", serde_json::json!({"response": {"status": 201}})),
+            interaction("item one when sold out", "/items/1", serde_json::json!({"providerStates": [{"name": "sold out"}], "response": {"status": 410}})),
+        ]));
+        check(&c, "/items/1", &[], Some("item one"));
+        check(&c, "/items/1", &["sold out"], Some("item one when sold out"));
+        check(&c, "/items/2", &[], Some("any item"));
+        check(&c, "/other", &[], None);
+    }
+
+    #[test]
+    fn identical_requests_answer_in_recorded_order_and_the_last_repeats() {
+        let c = catalog(serde_json::json!([
+            interaction("first", "/seq", serde_json::json!({"response": {"status": 200}})),
+            interaction("second", "/seq", serde_json::json!({"response": {"status": 202}})),
+        ]));
+        let id = c.find(&get("/seq"), &[]).expect("match");
+        let statuses: Vec<u16> = (0..3).map(|_| c.reply(id, &[]).status).collect();
+        assert_eq!(statuses, [200, 202, 202]);
+        c.rewind();
+        assert_eq!(c.reply(id, &[]).status, 200);
+    }
+
+    #[test]
+    fn a_miss_finds_its_neighbours() {
+        let many: Vec<Value> = (0..1000)
+            .map(|i| interaction(&format!("item {i}"), &format!("/items/{i}"), serde_json::json!({})))
+            .collect();
+        let c = catalog(Value::Array(many));
+        let closest = c.closest(&get("/items/1000"), 3);
+        assert_eq!(closest.len(), 3);
+        let described: Vec<&str> = closest.iter().map(|(id, _)| c.served()[*id].description.as_str()).collect();
+        assert_eq!(described[0], "item 100");
+        assert!(described.iter().all(|d| d.starts_with("item 10")), "{described:?}");
+    }
+}

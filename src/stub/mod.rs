@@ -1,0 +1,261 @@
+//! `envd stub`: serving Pact interactions over HTTP.
+//!
+//! [`Stub`] holds what a running stub knows (the catalog, the active provider states, the
+//! journal) and decides every answer; `server` only moves bytes between hyper and it, and
+//! `watch` swaps the catalog when files change.
+
+mod catalog;
+pub mod server;
+pub mod watch;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+pub use catalog::{ActiveState, Catalog, Reply};
+
+use crate::contract::{self, ContractError};
+use crate::journal::{self, Closest, Entry, Journal};
+use crate::matching::{self, describe, Received};
+
+/// Closest interactions shown for a miss: enough to spot a typo, short enough to read.
+pub const CLOSEST_SHOWN: usize = 3;
+
+/// The header that marks a stub's own "nothing matched" answer, so a test can tell it from
+/// a 404 the contract itself specifies.
+pub const UNMATCHED_HEADER: &str = "x-envd-unmatched";
+
+/// Loads contracts into a catalog; nothing is served until every file has loaded.
+pub fn load(paths: &[PathBuf]) -> Result<Catalog, ContractError> {
+    let (interactions, skipped) = contract::load(paths)?;
+    for message in &skipped.messages {
+        tracing::warn!(%message, "skipping a message interaction: envd stubs serve HTTP interactions only");
+    }
+    Ok(Catalog::new(interactions, skipped))
+}
+
+/// A running stub's state, shared by every connection.
+#[derive(Debug)]
+pub struct Stub {
+    /// Swapped whole on reload, so a request sees one consistent set of interactions.
+    catalog: ArcSwap<Catalog>,
+    /// Replaced whole on `POST /__envd/state`; readers never wait for a writer.
+    states: ArcSwap<Vec<ActiveState>>,
+    /// What `POST /__envd/reset` returns to: the states given at start.
+    initial_states: Arc<Vec<ActiveState>>,
+    journal: Journal,
+}
+
+impl Stub {
+    pub fn new(catalog: Catalog, states: Vec<ActiveState>) -> Self {
+        let initial_states = Arc::new(states);
+        Stub {
+            catalog: ArcSwap::from_pointee(catalog),
+            states: ArcSwap::new(initial_states.clone()),
+            initial_states,
+            journal: Journal::default(),
+        }
+    }
+
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
+
+    pub fn replace_catalog(&self, catalog: Catalog) {
+        self.catalog.store(Arc::new(catalog));
+    }
+
+    pub fn states(&self) -> Arc<Vec<ActiveState>> {
+        self.states.load_full()
+    }
+
+    pub fn set_states(&self, states: Vec<ActiveState>) {
+        self.states.store(Arc::new(states));
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Sequences start over, the journal empties, and the start-up states are active again.
+    pub fn reset(&self) {
+        self.catalog.load().rewind();
+        self.journal.clear();
+        self.states.store(self.initial_states.clone());
+    }
+
+    /// Answers one request that is not for the admin API.
+    pub fn answer(&self, received: Received<'_>, body: Bytes, started: Instant) -> Reply {
+        let catalog = self.catalog.load();
+        let states = self.states.load();
+        let actual = matching::actual_request(received, body);
+        let found = catalog.find(&actual, &states);
+        let (reply, matched, closest) = match found {
+            Some(id) => (
+                catalog.reply(id, &states),
+                Some(catalog.served()[id].description.clone()),
+                Vec::new(),
+            ),
+            None => {
+                let closest: Vec<Closest> = catalog
+                    .closest(&actual, CLOSEST_SHOWN)
+                    .into_iter()
+                    .map(|(id, mismatches)| Closest {
+                        description: catalog.served()[id].description.clone(),
+                        mismatches: mismatches.iter().map(describe).collect(),
+                    })
+                    .collect();
+                (unmatched(&received, &actual, catalog.len(), &closest), None, closest)
+            }
+        };
+        let target = match received.query {
+            Some(query) => format!("{}?{query}", received.path),
+            None => received.path.to_owned(),
+        };
+        self.journal.record(Entry {
+            seq: 0,
+            at_ms: journal::now_ms(),
+            method: received.method.to_owned(),
+            target,
+            status: reply.status,
+            matched,
+            closest,
+            duration_us: started.elapsed().as_micros() as u64,
+            trace_id: received
+                .headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("traceparent"))
+                .and_then(|(_, value)| journal::trace_id(value)),
+        });
+        reply
+    }
+}
+
+/// The 404 for a request no interaction matched: what arrived, and why the closest
+/// interactions did not match it (RFC 9457 problem details).
+fn unmatched(
+    received: &Received<'_>,
+    actual: &pact_models::v4::http_parts::HttpRequest,
+    loaded: usize,
+    closest: &[Closest],
+) -> Reply {
+    let body = actual.body.value().unwrap_or_default();
+    let body_json = match serde_json::from_slice::<Value>(&body) {
+        Ok(value) => value,
+        Err(_) if body.is_empty() => Value::Null,
+        Err(_) => Value::String(String::from_utf8_lossy(&body).into_owned()),
+    };
+    let headers: serde_json::Map<String, Value> = received
+        .headers
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), Value::String((*value).to_owned())))
+        .collect();
+    let problem = json!({
+        "type": "urn:envd:problem:unmatched",
+        "title": "no interaction matched the request",
+        "status": 404,
+        "detail": format!(
+            "{} {} matched none of the {loaded} interactions loaded",
+            received.method, actual.path
+        ),
+        "request": {
+            "method": received.method,
+            "path": actual.path,
+            "query": received.query,
+            "headers": headers,
+            "body": body_json,
+        },
+        "closest": closest,
+    });
+    problem_reply(404, &problem, true)
+}
+
+/// An `application/problem+json` reply.
+pub fn problem_reply(status: u16, problem: &Value, unmatched: bool) -> Reply {
+    let mut headers = vec![(
+        "Content-Type".to_owned(),
+        "application/problem+json".to_owned(),
+    )];
+    if unmatched {
+        headers.push((UNMATCHED_HEADER.to_owned(), "true".to_owned()));
+    }
+    Reply::plain(
+        status,
+        headers,
+        Bytes::from(serde_json::to_vec_pretty(problem).unwrap_or_default()),
+    )
+}
+
+/// A small problem reply for errors of the transport (too large, too slow, bad admin call).
+pub fn problem(status: u16, title: &str, detail: impl Into<String>) -> Reply {
+    problem_reply(
+        status,
+        &json!({"type": "about:blank", "title": title, "status": status, "detail": detail.into()}),
+        false,
+    )
+}
+
+/// Why a stub could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StubError {
+    #[error(transparent)]
+    Contract(#[from] ContractError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Everything `envd stub` needs, validated.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub contracts: Vec<PathBuf>,
+    pub address: std::net::SocketAddr,
+    pub states: Vec<ActiveState>,
+    pub watch: bool,
+    pub limits: server::Limits,
+}
+
+/// Loads the contracts, binds, calls `listening` with the bound address once connections
+/// are accepted, and serves until `shutdown` completes.
+pub async fn run(
+    options: Options,
+    listening: impl FnOnce(std::net::SocketAddr),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), StubError> {
+    let catalog = load(&options.contracts)?;
+    tracing::info!(interactions = catalog.len(), "contracts loaded");
+    let listener = tokio::net::TcpListener::bind(options.address)
+        .await
+        .map_err(|source| StubError::Bind {
+            address: options.address,
+            source,
+        })?;
+    let address = listener.local_addr().map_err(|source| StubError::Bind {
+        address: options.address,
+        source,
+    })?;
+    let stub = Arc::new(Stub::new(catalog, options.states));
+    // One stop signal for the server and the watcher alike.
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    if options.watch {
+        let mut stopped = stopped.clone();
+        tokio::spawn(watch::watch(stub.clone(), options.contracts.clone(), async move {
+            let _ = stopped.changed().await;
+        }));
+    }
+    listening(address);
+    let server = server::serve(listener, stub, options.limits, async move {
+        shutdown.await;
+        tracing::info!("stopping: no new connections; draining open ones");
+        let _ = stop.send(());
+    });
+    server.await;
+    drop(stopped);
+    Ok(())
+}
