@@ -343,9 +343,11 @@ impl Reply {
             .flat_map(|state| state.params.iter())
             .map(|(name, value)| (name.as_str(), value.clone()))
             .collect();
+        // Provider mode: a stub stands in for the provider, and ProviderState generators
+        // (values from the active states' params) only run in that mode.
         Self::from_response(&matching::ready(generate_response(
             template,
-            &GeneratorTestMode::Consumer,
+            &GeneratorTestMode::Provider,
             &context,
         )))
     }

@@ -1,0 +1,8 @@
+//! Integration tests: the real `envd` binary, real HTTP.
+
+mod harness;
+
+mod bad_input;
+mod misses;
+mod serving;
+mod watch;
