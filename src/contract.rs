@@ -81,8 +81,35 @@ pub struct Interaction {
     pub description: String,
     pub provider_states: Vec<pact_models::provider_states::ProviderState>,
     pub request: HttpRequest,
-    pub response: HttpResponse,
+    pub response: Response,
     pub source: Source,
+}
+
+/// A response as written. pact_models parses it when it is first needed: responses are
+/// most of a contract's bytes, and a stub with 10,000 interactions should answer its first
+/// request without having parsed the other 9,999 responses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Response {
+    /// The response's JSON text; `None` when the interaction has none (status 200).
+    written: Option<Box<str>>,
+    v4: bool,
+}
+
+impl Response {
+    /// The response as pact_models reads it (V1 to V3 responses converted to V4).
+    pub fn parse(&self) -> Result<HttpResponse, String> {
+        let Some(text) = &self.written else {
+            return Ok(HttpResponse::default());
+        };
+        let json: Value = serde_json::from_str(text).map_err(|error| error.to_string())?;
+        let parsed = if self.v4 {
+            HttpResponse::from_json(&json)
+        } else {
+            pact_models::response::Response::from_json(&json, &PactSpecification::V3)
+                .map(|response| response.as_v4_response())
+        };
+        parsed.map_err(|error| format!("{error:#}"))
+    }
 }
 
 /// What loading found besides the interactions: things skipped on purpose.
@@ -151,6 +178,15 @@ pub fn load(paths: &[PathBuf]) -> Result<(Vec<Interaction>, Skipped), ContractEr
     Ok((interactions, skipped))
 }
 
+/// Loads the interactions of one Pact file's text; `file` names it in errors.
+pub fn load_text(file: &Path, text: &[u8]) -> Result<(Vec<Interaction>, Skipped), ContractError> {
+    let mut interactions = Vec::new();
+    let mut skipped = Skipped::default();
+    parse(Arc::from(file), text, &mut interactions, &mut skipped)?;
+    reject_duplicates(&interactions)?;
+    Ok((interactions, skipped))
+}
+
 /// The top of a Pact file; interactions stay raw until each is parsed on its own.
 struct RawPact<'a> {
     metadata: Option<&'a RawValue>,
@@ -177,15 +213,15 @@ fn parse(
         expected,
         found: kind(found),
     };
-    // Syntax first, over the whole file, so a JSON error is reported with its line even
-    // when it sits inside an interaction.
-    serde_json::from_slice::<serde::de::IgnoredAny>(text).map_err(json_error)?;
+    // The top level as raw slices: this checks the syntax of the whole file (so a JSON
+    // error gets its line) without building a tree of it.
     let raw: RawPact = match serde_json::from_slice::<HashMap<String, &RawValue>>(text) {
         Ok(mut top) => RawPact {
             metadata: top.remove("metadata"),
             interactions: top.remove("interactions"),
             messages: top.remove("messages"),
         },
+        Err(error) if error.is_syntax() || error.is_eof() => return Err(json_error(error)),
         Err(_) => {
             let found = serde_json::from_slice::<Value>(text).unwrap_or(Value::Null);
             return Err(shape("", "a JSON object with \"interactions\"", &found));
@@ -215,23 +251,68 @@ fn parse(
         }
         return Err(shape("/interactions", "an array of interactions", &Value::Null));
     };
-    let list: Vec<&RawValue> = serde_json::from_str(list.get()).map_err(|_| {
-        let found = serde_json::from_str(list.get()).unwrap_or(Value::Null);
-        shape("/interactions", "an array of interactions", &found)
-    })?;
-    for (index, raw) in list.into_iter().enumerate() {
-        let pointer = format!("/interactions/{index}");
-        let json: Value = serde_json::from_str(raw.get()).map_err(json_error)?;
+    // One interaction at a time: each is a JSON tree only while it is converted.
+    let mut failure = None;
+    let mut each = |index: usize, raw: &RawValue| {
         let source = Source {
             file: file.clone(),
-            pointer: pointer.clone(),
+            pointer: format!("/interactions/{index}"),
         };
-        match interaction(&json, index, spec, &source)? {
-            Some(interaction) => into.push(interaction),
-            None => skipped.messages.push(source),
+        match interaction(raw, index, spec, &source) {
+            Ok(Some(interaction)) => into.push(interaction),
+            Ok(None) => skipped.messages.push(source),
+            Err(error) => {
+                failure = Some(error);
+                return false;
+            }
+        }
+        true
+    };
+    let streamed = {
+        let mut reader = serde_json::Deserializer::from_str(list.get());
+        serde::de::DeserializeSeed::deserialize(EachElement(&mut each), &mut reader)
+    };
+    match (failure, streamed) {
+        (Some(error), _) => Err(error),
+        (None, Ok(())) => Ok(()),
+        (None, Err(_)) => {
+            let found = serde_json::from_str(list.get()).unwrap_or(Value::Null);
+            Err(shape("/interactions", "an array of interactions", &found))
         }
     }
-    Ok(())
+}
+
+/// Feeds the elements of a JSON array, one at a time, to a function that returns whether
+/// to go on.
+struct EachElement<'a, F>(&'a mut F);
+
+impl<'de, F: FnMut(usize, &'de RawValue) -> bool> serde::de::DeserializeSeed<'de>
+    for EachElement<'_, F>
+{
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(usize, &'de RawValue) -> bool> serde::de::Visitor<'de> for EachElement<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("an array")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        while let Some(item) = items.next_element::<&'de RawValue>()? {
+            if !(self.0)(index, item) {
+                return Err(serde::de::Error::custom("stopped at an invalid interaction"));
+            }
+            index += 1;
+        }
+        Ok(())
+    }
 }
 
 /// The specification version from the metadata; pact_models assumes V3 when none is given.
@@ -266,7 +347,7 @@ fn spec_version(path: &Path, metadata: &Value) -> Result<PactSpecification, Cont
 
 /// One interaction, or `None` for a message interaction (skipped: envd serves HTTP).
 fn interaction(
-    json: &Value,
+    raw: &RawValue,
     index: usize,
     spec: PactSpecification,
     source: &Source,
@@ -277,9 +358,19 @@ fn interaction(
         expected,
         found: kind(found),
     };
-    let Value::Object(fields) = json else {
-        return Err(shape("", "an interaction object", json));
+    let found = |raw: &RawValue| serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+    let Ok(mut raw_fields) = serde_json::from_str::<HashMap<String, &RawValue>>(raw.get()) else {
+        return Err(shape("", "an interaction object", &found(raw)));
     };
+    let response = raw_fields.remove("response");
+    // Everything but the response becomes a JSON tree for pact_models now; the response
+    // waits until it is first needed (see `Response`).
+    let fields: serde_json::Map<String, Value> = raw_fields
+        .into_iter()
+        .map(|(name, raw)| (name, found(raw)))
+        .collect();
+    let json = Value::Object(fields);
+    let fields = json.as_object().expect("built as an object");
     let kind_of = fields.get("type").and_then(Value::as_str);
     if spec == PactSpecification::V4 {
         match kind_of {
@@ -306,21 +397,21 @@ fn interaction(
     if let Some(description) = fields.get("description").filter(|value| !value.is_string()) {
         return Err(shape("/description", "a string", description));
     }
-    match fields.get("response") {
-        None => {}
-        Some(Value::Object(response)) => {
-            if let Some(status) = response.get("status") {
-                if !status.as_u64().is_some_and(|code| (100..=599).contains(&code)) {
-                    return Err(shape("/response/status", "an HTTP status code (100-599)", status));
-                }
+    if let Some(response) = response {
+        // The one field of a response checked at load time; the rest are pact_models'.
+        let Ok(head) = serde_json::from_str::<HashMap<String, &RawValue>>(response.get()) else {
+            return Err(shape("/response", "a response object", &found(response)));
+        };
+        if let Some(status) = head.get("status").map(|raw| found(raw)) {
+            if !status.as_u64().is_some_and(|code| (100..=599).contains(&code)) {
+                return Err(shape("/response/status", "an HTTP status code (100-599)", &status));
             }
         }
-        Some(other) => return Err(shape("/response", "a response object", other)),
     }
     let parsed = if spec == PactSpecification::V4 {
-        SynchronousHttp::from_json(json, index)
+        SynchronousHttp::from_json(&json, index)
     } else {
-        RequestResponseInteraction::from_json(index, json, &spec).map(|interaction| {
+        RequestResponseInteraction::from_json(index, &json, &spec).map(|interaction| {
             use pact_models::interaction::Interaction as _;
             interaction
                 .as_v4_http()
@@ -336,7 +427,10 @@ fn interaction(
         description: http.description,
         provider_states: http.provider_states,
         request: http.request,
-        response: http.response,
+        response: Response {
+            written: response.map(|raw| Box::from(raw.get())),
+            v4: spec == PactSpecification::V4,
+        },
         source: source.clone(),
     }))
 }
@@ -345,19 +439,14 @@ fn interaction(
 /// (usually a file listed twice); identical requests with different responses are not
 /// (a recording's sequence).
 fn reject_duplicates(interactions: &[Interaction]) -> Result<(), ContractError> {
-    let mut seen: HashMap<String, &Source> = HashMap::with_capacity(interactions.len());
+    let mut seen = HashMap::with_capacity(interactions.len());
     for interaction in interactions {
-        let key = serde_json::json!([
-            interaction.description,
-            interaction
-                .provider_states
-                .iter()
-                .map(|state| state.to_json())
-                .collect::<Vec<_>>(),
-            interaction.request.to_json(),
-            interaction.response.to_json(),
-        ])
-        .to_string();
+        let key = (
+            &interaction.description,
+            &interaction.provider_states,
+            &interaction.request,
+            &interaction.response,
+        );
         if let Some(first) = seen.insert(key, &interaction.source) {
             return Err(ContractError::Duplicate {
                 path: interaction.source.file.to_path_buf(),

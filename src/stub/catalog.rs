@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use bytes::Bytes;
 use pact_matching::generate_response;
@@ -30,7 +31,53 @@ pub struct Served {
     pub provider_states: Vec<ProviderState>,
     pub sources: Vec<Source>,
     pub expectation: Expectation,
-    pub replies: Vec<Reply>,
+    pub replies: Vec<LazyReply>,
+}
+
+/// A reply prepared on first use from the response as written.
+#[derive(Debug)]
+pub struct LazyReply {
+    /// Taken (and freed) when the reply is prepared, so memory holds one form, not two.
+    written: Mutex<Option<contract::Response>>,
+    ready: OnceLock<Reply>,
+}
+
+impl LazyReply {
+    fn new(written: contract::Response) -> Self {
+        LazyReply {
+            written: Mutex::new(Some(written)),
+            ready: OnceLock::new(),
+        }
+    }
+
+    fn get(&self, sources: &[Source]) -> &Reply {
+        self.ready.get_or_init(|| {
+            let written = self
+                .written
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take()
+                .unwrap_or_default();
+            match written.parse() {
+                Ok(response) => Reply::new(&response),
+                Err(error) => {
+                    let place = sources.first().map(ToString::to_string).unwrap_or_default();
+                    tracing::error!(%place, %error, "an interaction's response does not parse");
+                    let problem = serde_json::json!({
+                        "type": "about:blank",
+                        "title": "the matched interaction's response does not parse",
+                        "status": 500,
+                        "detail": format!("{place}/response: {error}"),
+                    });
+                    Reply::plain(
+                        500,
+                        vec![("Content-Type".to_owned(), "application/problem+json".to_owned())],
+                        Bytes::from(problem.to_string()),
+                    )
+                }
+            }
+        })
+    }
 }
 
 /// A response prepared at load time; only responses with generators are built per request.
@@ -82,17 +129,24 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn new(interactions: Vec<contract::Interaction>, skipped: contract::Skipped) -> Self {
+        // Which served interaction each one joins: the first with the same states and request.
+        let mut first_of = HashMap::with_capacity(interactions.len());
+        let joins: Vec<usize> = interactions
+            .iter()
+            .enumerate()
+            .map(|(at, one)| *first_of.entry((&one.provider_states, &one.request)).or_insert(at))
+            .collect();
+        drop(first_of);
         let mut served: Vec<Served> = Vec::with_capacity(interactions.len());
-        let mut sequences: HashMap<String, usize> = HashMap::new();
-        for interaction in interactions {
-            let key = sequence_key(&interaction.provider_states, &interaction.request);
-            let reply = Reply::new(&interaction.response);
-            if let Some(&id) = sequences.get(&key) {
+        let mut position_of: HashMap<usize, usize> = HashMap::new();
+        for (interaction, first) in interactions.into_iter().zip(joins) {
+            let reply = LazyReply::new(interaction.response);
+            if let Some(&id) = position_of.get(&first) {
                 served[id].replies.push(reply);
                 served[id].sources.push(interaction.source);
                 continue;
             }
-            sequences.insert(key, served.len());
+            position_of.insert(first, served.len());
             served.push(Served {
                 description: interaction.description,
                 provider_states: interaction.provider_states,
@@ -204,7 +258,7 @@ impl Catalog {
                 .fetch_add(1, Ordering::Relaxed)
                 .min(replies.len() - 1)
         };
-        replies[position].render(states)
+        replies[position].get(&self.served[id].sources).render(states)
     }
 
     /// Starts every sequence over.
@@ -280,12 +334,6 @@ fn json_body(actual: &HttpRequest) -> Option<Value> {
     }
 }
 
-/// Two interactions with this key are one request answered in turn.
-fn sequence_key(states: &[ProviderState], request: &HttpRequest) -> String {
-    let states: Vec<Value> = states.iter().map(ProviderState::to_json).collect();
-    serde_json::json!([states, request.to_json()]).to_string()
-}
-
 impl Reply {
     /// A reply made by envd itself rather than taken from an interaction.
     pub fn plain(status: u16, headers: Vec<(String, String)>, body: Bytes) -> Self {
@@ -358,27 +406,15 @@ mod tests {
     use super::*;
     use crate::matching::{actual_request, Received};
     use std::path::Path;
-    use std::sync::Arc;
 
     fn catalog(interactions: Value) -> Catalog {
-        let file: Arc<Path> = Arc::from(Path::new("t.json"));
-        let list = interactions
-            .as_array()
-            .expect("array")
-            .iter()
-            .enumerate()
-            .map(|(index, json)| {
-                let http = pact_models::v4::synch_http::SynchronousHttp::from_json(json, index).expect("interaction");
-                contract::Interaction {
-                    description: http.description,
-                    provider_states: http.provider_states,
-                    request: http.request,
-                    response: http.response,
-                    source: Source { file: file.clone(), pointer: format!("/interactions/{index}") },
-                }
-            })
-            .collect();
-        Catalog::new(list, contract::Skipped::default())
+        let pact = serde_json::json!({
+            "interactions": interactions,
+            "metadata": {"pactSpecification": {"version": "4.0"}}
+        });
+        let (list, skipped) = contract::load_text(Path::new("t.json"), pact.to_string().as_bytes())
+            .expect("contract loads");
+        Catalog::new(list, skipped)
     }
 
     fn get(path: &str) -> HttpRequest {
