@@ -137,7 +137,9 @@ fn run(cli: Cli) -> Result<(), Error> {
         .build()
         .map_err(Error::Runtime)?;
     match cli.command {
-        Command::Stub(args) => runtime.block_on(stub::run(args.options(), announce, stop_signal()))?,
+        Command::Stub(args) => {
+            runtime.block_on(stub::run(args.options(), announce, stop_signal()))?
+        }
     }
     Ok(())
 }

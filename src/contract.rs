@@ -81,6 +81,8 @@ pub struct Interaction {
     pub description: String,
     pub provider_states: Vec<pact_models::provider_states::ProviderState>,
     pub request: HttpRequest,
+    /// The query of a Pact V1 file as written: V1 compares queries as whole strings.
+    pub literal_query: Option<String>,
     pub response: Response,
     pub source: Source,
 }
@@ -172,7 +174,12 @@ pub fn load(paths: &[PathBuf]) -> Result<(Vec<Interaction>, Skipped), ContractEr
             path: file.clone(),
             source,
         })?;
-        parse(Arc::from(file.as_path()), &text, &mut interactions, &mut skipped)?;
+        parse(
+            Arc::from(file.as_path()),
+            &text,
+            &mut interactions,
+            &mut skipped,
+        )?;
     }
     reject_duplicates(&interactions)?;
     Ok((interactions, skipped))
@@ -205,7 +212,12 @@ fn parse(
         path: path.clone(),
         line: error.line(),
         column: error.column(),
-        message: error.to_string().split(" at line").next().unwrap_or_default().to_owned(),
+        message: error
+            .to_string()
+            .split(" at line")
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
     };
     let shape = |pointer: &str, expected: &'static str, found: &Value| ContractError::Shape {
         path: path.clone(),
@@ -249,7 +261,11 @@ fn parse(
         if raw.messages.is_some() {
             return Ok(());
         }
-        return Err(shape("/interactions", "an array of interactions", &Value::Null));
+        return Err(shape(
+            "/interactions",
+            "an array of interactions",
+            &Value::Null,
+        ));
     };
     // One interaction at a time: each is a JSON tree only while it is converted.
     let mut failure = None;
@@ -307,7 +323,9 @@ impl<'de, F: FnMut(usize, &'de RawValue) -> bool> serde::de::Visitor<'de> for Ea
         let mut index = 0;
         while let Some(item) = items.next_element::<&'de RawValue>()? {
             if !(self.0)(index, item) {
-                return Err(serde::de::Error::custom("stopped at an invalid interaction"));
+                return Err(serde::de::Error::custom(
+                    "stopped at an invalid interaction",
+                ));
             }
             index += 1;
         }
@@ -318,9 +336,18 @@ impl<'de, F: FnMut(usize, &'de RawValue) -> bool> serde::de::Visitor<'de> for Ea
 /// The specification version from the metadata; pact_models assumes V3 when none is given.
 fn spec_version(path: &Path, metadata: &Value) -> Result<PactSpecification, ContractError> {
     let declared = [
-        ("/metadata/pactSpecification/version", metadata.pointer("/pactSpecification/version")),
-        ("/metadata/pact-specification/version", metadata.pointer("/pact-specification/version")),
-        ("/metadata/pactSpecificationVersion", metadata.pointer("/pactSpecificationVersion")),
+        (
+            "/metadata/pactSpecification/version",
+            metadata.pointer("/pactSpecification/version"),
+        ),
+        (
+            "/metadata/pact-specification/version",
+            metadata.pointer("/pact-specification/version"),
+        ),
+        (
+            "/metadata/pactSpecificationVersion",
+            metadata.pointer("/pactSpecificationVersion"),
+        ),
     ]
     .into_iter()
     .find_map(|(pointer, value)| value.map(|value| (pointer, value)));
@@ -403,8 +430,15 @@ fn interaction(
             return Err(shape("/response", "a response object", &found(response)));
         };
         if let Some(status) = head.get("status").map(|raw| found(raw)) {
-            if !status.as_u64().is_some_and(|code| (100..=599).contains(&code)) {
-                return Err(shape("/response/status", "an HTTP status code (100-599)", &status));
+            if !status
+                .as_u64()
+                .is_some_and(|code| (100..=599).contains(&code))
+            {
+                return Err(shape(
+                    "/response/status",
+                    "an HTTP status code (100-599)",
+                    &status,
+                ));
             }
         }
     }
@@ -427,6 +461,14 @@ fn interaction(
         description: http.description,
         provider_states: http.provider_states,
         request: http.request,
+        literal_query: (spec == PactSpecification::V1)
+            .then(|| {
+                request_fields
+                    .get("query")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .flatten(),
         response: Response {
             written: response.map(|raw| Box::from(raw.get())),
             v4: spec == PactSpecification::V4,
@@ -478,8 +520,13 @@ mod tests {
     fn check(text: &str, expected: Result<&[&str], &str>) {
         let mut into = Vec::new();
         let mut skipped = Skipped::default();
-        let result = parse(Arc::from(Path::new("c.json")), text.as_bytes(), &mut into, &mut skipped)
-            .and_then(|()| reject_duplicates(&into));
+        let result = parse(
+            Arc::from(Path::new("c.json")),
+            text.as_bytes(),
+            &mut into,
+            &mut skipped,
+        )
+        .and_then(|()| reject_duplicates(&into));
         match (result, expected) {
             (Ok(()), Ok(descriptions)) => {
                 let got: Vec<&str> = into.iter().map(|i| i.description.as_str()).collect();
@@ -505,7 +552,9 @@ mod tests {
         );
         check(
             r#"{"interactions":[],"metadata":{"pactSpecification":{"version":"9.0.0"}}}"#,
-            Err(r#"c.json#/metadata/pactSpecification/version: unknown Pact specification version "9.0.0", expected one of 1.0.0, 1.1.0, 2.0.0, 3.0.0, 4.0"#),
+            Err(
+                r#"c.json#/metadata/pactSpecification/version: unknown Pact specification version "9.0.0", expected one of 1.0.0, 1.1.0, 2.0.0, 3.0.0, 4.0"#,
+            ),
         );
     }
 
@@ -521,9 +570,14 @@ mod tests {
         );
         check(
             r#"{"interactions":[{"description":"a","request":{"method":"GET","path":"/"},"response":{"status":"ok"}}]}"#,
-            Err(r#"c.json#/interactions/0/response/status: expected an HTTP status code (100-599), found the string "ok""#),
+            Err(
+                r#"c.json#/interactions/0/response/status: expected an HTTP status code (100-599), found the string "ok""#,
+            ),
         );
-        check(r#"[1, 2]"#, Err(r#"c.json#: expected a JSON object with "interactions", found an array"#));
+        check(
+            r#"[1, 2]"#,
+            Err(r#"c.json#: expected a JSON object with "interactions", found an array"#),
+        );
         let one = r#"{"description":"a","request":{"method":"GET","path":"/"},"response":{"status":200}}"#;
         check(
             &format!(r#"{{"interactions":[{one},{one}]}}"#),

@@ -69,7 +69,10 @@ impl Journal {
 
     /// Records an entry, dropping the oldest when full; `seq` is assigned here.
     pub fn record(&self, mut entry: Entry) {
-        let mut ring = self.ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut ring = self
+            .ring
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         entry.seq = ring.next_seq;
         ring.next_seq += 1;
         if ring.entries.len() == self.capacity {
@@ -80,7 +83,10 @@ impl Journal {
 
     /// The most recent entries, oldest first; only misses when `unmatched`.
     pub fn recent(&self, unmatched: bool, limit: usize) -> Vec<Entry> {
-        let ring = self.ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let ring = self
+            .ring
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut picked: Vec<Entry> = ring
             .entries
             .iter()
@@ -94,7 +100,10 @@ impl Journal {
     }
 
     pub fn clear(&self) {
-        let mut ring = self.ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut ring = self
+            .ring
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         *ring = Ring::default();
     }
 }

@@ -48,7 +48,12 @@ impl Discriminator {
         let mut values: HashMap<&BodyKey, HashMap<&str, Vec<usize>>> = HashMap::new();
         for (id, fields) in &literals {
             for (key, value) in fields {
-                values.entry(key).or_default().entry(value).or_default().push(*id);
+                values
+                    .entry(key)
+                    .or_default()
+                    .entry(value)
+                    .or_default()
+                    .push(*id);
             }
         }
         let (key, by_value) = values
@@ -160,6 +165,7 @@ mod tests {
                 "matchingRules": {"body": rules}
             }))
             .expect("request"),
+            None,
         )
     }
 
@@ -172,8 +178,16 @@ mod tests {
     fn narrows_by_an_unruled_literal() {
         let typed = json!({"$.qty": {"matchers": [{"match": "type"}]},
                            "$.customer": {"matchers": [{"match": "type"}]}});
-        let variants = [order("a", typed.clone()), order("b", typed.clone()), order("c", typed)];
-        check(&variants, json!({"sku": "b", "qty": 5, "customer": "x"}), Some(vec![1]));
+        let variants = [
+            order("a", typed.clone()),
+            order("b", typed.clone()),
+            order("c", typed),
+        ];
+        check(
+            &variants,
+            json!({"sku": "b", "qty": 5, "customer": "x"}),
+            Some(vec![1]),
+        );
         check(&variants, json!({"sku": "z"}), Some(vec![]));
         check(&variants, json!({"qty": 1}), Some(vec![]));
     }
@@ -181,15 +195,27 @@ mod tests {
     #[test]
     fn a_rule_above_a_field_keeps_every_variant() {
         let whole_body = json!({"$": {"matchers": [{"match": "type"}]}});
-        check(&[order("a", whole_body.clone()), order("b", whole_body)], json!({"sku": "a"}), None);
+        check(
+            &[order("a", whole_body.clone()), order("b", whole_body)],
+            json!({"sku": "a"}),
+            None,
+        );
         let star = json!({"$.*": {"matchers": [{"match": "type"}]}});
-        check(&[order("a", star.clone()), order("b", star)], json!({"sku": "a"}), None);
+        check(
+            &[order("a", star.clone()), order("b", star)],
+            json!({"sku": "a"}),
+            None,
+        );
     }
 
     #[test]
     fn variants_without_the_key_stay_candidates() {
         let on_sku = json!({"$.sku": {"matchers": [{"match": "type"}]}});
-        let variants = [order("a", json!({})), order("b", json!({})), order("c", on_sku)];
+        let variants = [
+            order("a", json!({})),
+            order("b", json!({})),
+            order("c", on_sku),
+        ];
         check(&variants, json!({"sku": "a"}), Some(vec![0, 2]));
     }
 }

@@ -7,6 +7,7 @@
 
 mod discriminator;
 mod explain;
+mod xml;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,6 +33,8 @@ pub use explain::describe;
 #[derive(Debug, Clone)]
 pub struct Expectation {
     request: HttpRequest,
+    /// A Pact V1 query, compared as a string (V1.1 and later compare parameters).
+    literal_query: Option<String>,
     path: CoreMatchingContext,
     query: CoreMatchingContext,
     headers: HeaderMatchingContext,
@@ -41,12 +44,19 @@ pub struct Expectation {
 }
 
 impl Expectation {
-    pub fn new(request: HttpRequest) -> Self {
+    /// `literal_query` is the query of a Pact V1 file as written, compared as a string.
+    pub fn new(request: HttpRequest, literal_query: Option<String>) -> Self {
+        let is_xml = request
+            .content_type()
+            .is_some_and(|content_type| content_type.is_xml());
         let context = |category: &str| {
-            let rules = request
+            let mut rules = request
                 .matching_rules
                 .rules_for_category(category)
                 .unwrap_or_default();
+            if is_xml && category == "body" {
+                rules = xml::body_rules(&rules);
+            }
             CoreMatchingContext::new(DiffConfig::NoUnexpectedKeys, &rules)
         };
         let rules = request
@@ -61,6 +71,7 @@ impl Expectation {
             headers: HeaderMatchingContext::new(&context("header")),
             body: context("body"),
             rules,
+            literal_query: literal_query.map(|query| decoded(&query)),
             request,
         }
     }
@@ -99,12 +110,10 @@ impl Expectation {
     }
 
     /// Whether `actual` satisfies this expectation, stopping at the first failing part.
-    pub fn matches(&self, actual: &HttpRequest) -> bool {
+    pub fn matches(&self, actual: &Actual) -> bool {
         match_method(&self.request.method, &actual.method).is_ok()
             && match_path(&self.request.path, &actual.path, &self.path).is_ok()
-            && match_query(self.request.query.clone(), actual.query.clone(), &self.query)
-                .values()
-                .all(Vec::is_empty)
+            && self.query_mismatches(actual).is_empty()
             && match_headers(
                 self.request.headers.clone(),
                 actual.headers.clone(),
@@ -117,7 +126,7 @@ impl Expectation {
 
     /// Every mismatch between this expectation and `actual`, in a stable order (method,
     /// path, query, headers, body), for explaining a miss.
-    pub fn mismatches(&self, actual: &HttpRequest) -> Vec<Mismatch> {
+    pub fn mismatches(&self, actual: &Actual) -> Vec<Mismatch> {
         let mut found = Vec::new();
         found.extend(match_method(&self.request.method, &actual.method).err());
         found.extend(
@@ -125,12 +134,7 @@ impl Expectation {
                 .err()
                 .unwrap_or_default(),
         );
-        let mut query: Vec<_> =
-            match_query(self.request.query.clone(), actual.query.clone(), &self.query)
-                .into_iter()
-                .collect();
-        query.sort_by(|a, b| a.0.cmp(&b.0));
-        found.extend(query.into_iter().flat_map(|(_, list)| list));
+        found.extend(self.query_mismatches(actual));
         let mut headers: Vec<_> = match_headers(
             self.request.headers.clone(),
             actual.headers.clone(),
@@ -142,6 +146,30 @@ impl Expectation {
         found.extend(headers.into_iter().flat_map(|(_, list)| list));
         found.extend(self.body_result(actual).mismatches());
         found
+    }
+
+    fn query_mismatches(&self, actual: &Actual) -> Vec<Mismatch> {
+        if let Some(expected) = &self.literal_query {
+            let received = actual.query_text.as_deref().unwrap_or_default();
+            if expected == received {
+                return Vec::new();
+            }
+            return vec![Mismatch::QueryMismatch {
+                parameter: "(query string)".to_owned(),
+                expected: expected.clone(),
+                actual: received.to_owned(),
+                mismatch: format!("Expected '{expected}' to be equal to '{received}'"),
+            }];
+        }
+        let mut query: Vec<_> = match_query(
+            self.request.query.clone(),
+            actual.query.clone(),
+            &self.query,
+        )
+        .into_iter()
+        .collect();
+        query.sort_by(|a, b| a.0.cmp(&b.0));
+        query.into_iter().flat_map(|(_, list)| list).collect()
     }
 
     fn body_result(&self, actual: &HttpRequest) -> BodyMatchResult {
@@ -159,13 +187,33 @@ pub struct Received<'a> {
     pub headers: &'a [(&'a str, &'a str)],
 }
 
+/// A received request shaped for matching; derefs to the pact_models request.
+#[derive(Debug, Clone)]
+pub struct Actual {
+    pub request: HttpRequest,
+    /// The query string, percent-decoded, for Pact V1's whole-string comparison.
+    query_text: Option<String>,
+}
+
+impl std::ops::Deref for Actual {
+    type Target = HttpRequest;
+
+    fn deref(&self) -> &HttpRequest {
+        &self.request
+    }
+}
+
+fn decoded(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .map(|text| text.into_owned())
+        .unwrap_or_else(|_| text.to_owned())
+}
+
 /// Shapes a received request the way Pact compares it: the path percent-decoded, the query
 /// decoded into parameters, header values split where the header is a list.
-pub fn actual_request(received: Received<'_>, body: Bytes) -> HttpRequest {
-    let path = percent_encoding::percent_decode_str(received.path)
-        .decode_utf8()
-        .map(|path| path.into_owned())
-        .unwrap_or_else(|_| received.path.to_owned());
+pub fn actual_request(received: Received<'_>, body: Bytes) -> Actual {
+    let path = decoded(received.path);
     let query = received
         .query
         .and_then(pact_models::query_strings::parse_query_string);
@@ -185,13 +233,16 @@ pub fn actual_request(received: Received<'_>, body: Bytes) -> HttpRequest {
     } else {
         OptionalBody::Present(body, content_type, None)
     };
-    HttpRequest {
-        method: received.method.to_owned(),
-        path,
-        query,
-        headers: (!headers.is_empty()).then_some(headers),
-        body,
-        ..HttpRequest::default()
+    Actual {
+        request: HttpRequest {
+            method: received.method.to_owned(),
+            path,
+            query,
+            headers: (!headers.is_empty()).then_some(headers),
+            body,
+            ..HttpRequest::default()
+        },
+        query_text: received.query.map(decoded),
     }
 }
 
@@ -215,23 +266,45 @@ mod tests {
     use serde_json::json;
 
     fn expectation(request: serde_json::Value) -> Expectation {
-        Expectation::new(HttpRequest::from_json(&request).expect("request"))
+        Expectation::new(HttpRequest::from_json(&request).expect("request"), None)
     }
 
-    fn actual(method: &str, path: &str, query: Option<&str>, headers: &[(&str, &str)], body: &str) -> HttpRequest {
+    fn actual(
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Actual {
         actual_request(
-            Received { method, path, query, headers },
+            Received {
+                method,
+                path,
+                query,
+                headers,
+            },
             Bytes::copy_from_slice(body.as_bytes()),
         )
     }
 
     /// One case: does `actual` match `expected`, and what does the first mismatch say.
-    fn check(expected: serde_json::Value, actual: HttpRequest, words: Option<&str>) {
+    fn check(expected: serde_json::Value, actual: Actual, words: Option<&str>) {
         let expectation = expectation(expected);
-        let mismatches: Vec<String> = expectation.mismatches(&actual).iter().map(describe).collect();
-        assert_eq!(expectation.matches(&actual), mismatches.is_empty(), "{mismatches:?}");
+        let mismatches: Vec<String> = expectation
+            .mismatches(&actual)
+            .iter()
+            .map(describe)
+            .collect();
+        assert_eq!(
+            expectation.matches(&actual),
+            mismatches.is_empty(),
+            "{mismatches:?}"
+        );
         match words {
-            None => assert!(mismatches.is_empty(), "unexpected mismatches {mismatches:?}"),
+            None => assert!(
+                mismatches.is_empty(),
+                "unexpected mismatches {mismatches:?}"
+            ),
             Some(words) => assert!(
                 mismatches.iter().any(|m| m.contains(words)),
                 "no mismatch says {words:?}: {mismatches:?}"
@@ -241,8 +314,16 @@ mod tests {
 
     #[test]
     fn literal_requests() {
-        check(json!({"method": "GET", "path": "/a"}), actual("GET", "/a", None, &[], ""), None);
-        check(json!({"method": "GET", "path": "/a"}), actual("get", "/a", None, &[], ""), None);
+        check(
+            json!({"method": "GET", "path": "/a"}),
+            actual("GET", "/a", None, &[], ""),
+            None,
+        );
+        check(
+            json!({"method": "GET", "path": "/a"}),
+            actual("get", "/a", None, &[], ""),
+            None,
+        );
         check(
             json!({"method": "GET", "path": "/a"}),
             actual("POST", "/a", None, &[], ""),
@@ -266,6 +347,20 @@ mod tests {
     }
 
     #[test]
+    fn v1_queries_compare_as_whole_strings() {
+        let written = json!({"method": "GET", "path": "/a", "query": "a=1&b=x=y"});
+        let v1 = Expectation::new(
+            HttpRequest::from_json(&written).unwrap(),
+            Some("a=1&b=x=y".into()),
+        );
+        assert!(v1.matches(&actual("GET", "/a", Some("a=1&b=x%3Dy"), &[], "")));
+        assert!(!v1.matches(&actual("GET", "/a", Some("b=x%3Dy&a=1"), &[], "")));
+        assert!(!v1.matches(&actual("GET", "/a", Some("a=1&b=x%3Dy&"), &[], "")));
+        let later = expectation(written);
+        assert!(later.matches(&actual("GET", "/a", Some("b=x%3Dy&a=1"), &[], "")));
+    }
+
+    #[test]
     fn body_rules() {
         let typed = json!({
             "method": "POST", "path": "/items",
@@ -274,7 +369,11 @@ mod tests {
             "matchingRules": {"body": {"$.items[*].id": {"matchers": [{"match": "integer"}]}}}
         });
         let json = [("Content-Type", "application/json")];
-        check(typed.clone(), actual("POST", "/items", None, &json, r#"{"items":[{"id":7}]}"#), None);
+        check(
+            typed.clone(),
+            actual("POST", "/items", None, &json, r#"{"items":[{"id":7}]}"#),
+            None,
+        );
         check(
             typed,
             actual("POST", "/items", None, &json, r#"{"items":[{"id":"abc"}]}"#),

@@ -17,7 +17,7 @@ use regex::RegexSet;
 use serde_json::Value;
 
 use crate::contract::{self, Source};
-use crate::matching::{self, Discriminator, Expectation};
+use crate::matching::{self, Actual, Discriminator, Expectation};
 
 /// Candidates looked at to explain a miss: enough to find the near ones, few enough that a
 /// miss among 100,000 interactions costs about what it costs among ten.
@@ -71,7 +71,10 @@ impl LazyReply {
                     });
                     Reply::plain(
                         500,
-                        vec![("Content-Type".to_owned(), "application/problem+json".to_owned())],
+                        vec![(
+                            "Content-Type".to_owned(),
+                            "application/problem+json".to_owned(),
+                        )],
                         Bytes::from(problem.to_string()),
                     )
                 }
@@ -134,7 +137,10 @@ impl Catalog {
         let joins: Vec<usize> = interactions
             .iter()
             .enumerate()
-            .map(|(at, one)| *first_of.entry((&one.provider_states, &one.request)).or_insert(at))
+            .map(|(at, one)| {
+                let key = (&one.provider_states, &one.request, &one.literal_query);
+                *first_of.entry(key).or_insert(at)
+            })
             .collect();
         drop(first_of);
         let mut served: Vec<Served> = Vec::with_capacity(interactions.len());
@@ -151,7 +157,7 @@ impl Catalog {
                 description: interaction.description,
                 provider_states: interaction.provider_states,
                 sources: vec![interaction.source],
-                expectation: Expectation::new(interaction.request),
+                expectation: Expectation::new(interaction.request, interaction.literal_query),
                 replies: vec![reply],
             });
         }
@@ -172,7 +178,10 @@ impl Catalog {
             } else if let Some(regex) = one.expectation.path_regex() {
                 let known = regex_index.entry(method.clone()).or_default();
                 let slot = *known.entry(regex.to_owned()).or_insert_with(|| {
-                    regex_sources.entry(method.clone()).or_default().push(regex.to_owned());
+                    regex_sources
+                        .entry(method.clone())
+                        .or_default()
+                        .push(regex.to_owned());
                     index.regex_members.push(Vec::new());
                     index.regex_members.len() - 1
                 });
@@ -185,7 +194,10 @@ impl Catalog {
             for group in index.literal.values_mut() {
                 if group.members.len() > 1 {
                     group.discriminator = Discriminator::build(
-                        group.members.iter().map(|&id| (id, &served[id].expectation)),
+                        group
+                            .members
+                            .iter()
+                            .map(|&id| (id, &served[id].expectation)),
                     );
                 }
             }
@@ -200,10 +212,15 @@ impl Catalog {
         }
         let mut by_path: HashMap<&str, Vec<usize>> = HashMap::new();
         for (id, one) in served.iter().enumerate() {
-            by_path.entry(one.expectation.request().path.as_str()).or_default().push(id);
+            by_path
+                .entry(one.expectation.request().path.as_str())
+                .or_default()
+                .push(id);
         }
-        let mut by_path: Vec<(String, Vec<usize>)> =
-            by_path.into_iter().map(|(path, ids)| (path.to_owned(), ids)).collect();
+        let mut by_path: Vec<(String, Vec<usize>)> = by_path
+            .into_iter()
+            .map(|(path, ids)| (path.to_owned(), ids))
+            .collect();
         by_path.sort_unstable();
         let positions = served.iter().map(|_| AtomicUsize::new(0)).collect();
         Catalog {
@@ -229,7 +246,7 @@ impl Catalog {
 
     /// The interaction that answers `actual`: among those that match, one whose provider
     /// state is active, then the most specific (fewest rules), then the first in file order.
-    pub fn find(&self, actual: &HttpRequest, states: &[ActiveState]) -> Option<usize> {
+    pub fn find(&self, actual: &Actual, states: &[ActiveState]) -> Option<usize> {
         let mut best: Option<((bool, usize, usize), usize)> = None;
         for id in self.candidates(actual) {
             let one = &self.served[id];
@@ -258,7 +275,9 @@ impl Catalog {
                 .fetch_add(1, Ordering::Relaxed)
                 .min(replies.len() - 1)
         };
-        replies[position].get(&self.served[id].sources).render(states)
+        replies[position]
+            .get(&self.served[id].sources)
+            .render(states)
     }
 
     /// Starts every sequence over.
@@ -270,7 +289,11 @@ impl Catalog {
 
     /// Up to `limit` interactions closest to a request that matched none, each with its
     /// mismatches, fewest first.
-    pub fn closest(&self, actual: &HttpRequest, limit: usize) -> Vec<(usize, Vec<pact_matching::Mismatch>)> {
+    pub fn closest(
+        &self,
+        actual: &Actual,
+        limit: usize,
+    ) -> Vec<(usize, Vec<pact_matching::Mismatch>)> {
         let mut pool: Vec<usize> = self.candidates(actual);
         pool.truncate(MISS_POOL);
         let at = self
@@ -305,7 +328,7 @@ impl Catalog {
     }
 
     /// Interactions that might match: found by method and path, narrowed by a body literal.
-    fn candidates(&self, actual: &HttpRequest) -> Vec<usize> {
+    fn candidates(&self, actual: &Actual) -> Vec<usize> {
         let method = actual.method.to_ascii_uppercase();
         let Some(index) = self.methods.get(&method) else {
             return Vec::new();
@@ -329,7 +352,9 @@ impl Catalog {
 
 fn json_body(actual: &HttpRequest) -> Option<Value> {
     match &actual.body {
-        pact_models::bodies::OptionalBody::Present(bytes, _, _) => serde_json::from_slice(bytes).ok(),
+        pact_models::bodies::OptionalBody::Present(bytes, _, _) => {
+            serde_json::from_slice(bytes).ok()
+        }
         _ => None,
     }
 }
@@ -417,9 +442,14 @@ mod tests {
         Catalog::new(list, skipped)
     }
 
-    fn get(path: &str) -> HttpRequest {
+    fn get(path: &str) -> Actual {
         actual_request(
-            Received { method: "GET", path, query: None, headers: &[] },
+            Received {
+                method: "GET",
+                path,
+                query: None,
+                headers: &[],
+            },
             Bytes::new(),
         )
     }
@@ -428,10 +458,16 @@ mod tests {
     fn check(catalog: &Catalog, path: &str, states: &[&str], expected: Option<&str>) {
         let states: Vec<ActiveState> = states
             .iter()
-            .map(|name| ActiveState { name: (*name).to_owned(), params: Default::default() })
+            .map(|name| ActiveState {
+                name: (*name).to_owned(),
+                params: Default::default(),
+            })
             .collect();
         let found = catalog.find(&get(path), &states);
-        assert_eq!(found.map(|id| catalog.served()[id].description.as_str()), expected);
+        assert_eq!(
+            found.map(|id| catalog.served()[id].description.as_str()),
+            expected
+        );
     }
 
     fn interaction(description: &str, path: &str, extra: Value) -> Value {
@@ -440,7 +476,9 @@ mod tests {
             "request": {"method": "GET", "path": path},
             "response": {"status": 200, "body": description}
         });
-        json.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        json.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         json
     }
 
@@ -451,11 +489,24 @@ mod tests {
         let c = catalog(serde_json::json!([
             interaction("any item", "/items/1", regex),
             interaction("item one", "/items/1", serde_json::json!({})),
-            interaction("item one again", "/items/1", serde_json::json!({"response": {"status": 201}})),
-            interaction("item one when sold out", "/items/1", serde_json::json!({"providerStates": [{"name": "sold out"}], "response": {"status": 410}})),
+            interaction(
+                "item one again",
+                "/items/1",
+                serde_json::json!({"response": {"status": 201}})
+            ),
+            interaction(
+                "item one when sold out",
+                "/items/1",
+                serde_json::json!({"providerStates": [{"name": "sold out"}], "response": {"status": 410}})
+            ),
         ]));
         check(&c, "/items/1", &[], Some("item one"));
-        check(&c, "/items/1", &["sold out"], Some("item one when sold out"));
+        check(
+            &c,
+            "/items/1",
+            &["sold out"],
+            Some("item one when sold out"),
+        );
         check(&c, "/items/2", &[], Some("any item"));
         check(&c, "/other", &[], None);
     }
@@ -463,8 +514,16 @@ mod tests {
     #[test]
     fn identical_requests_answer_in_recorded_order_and_the_last_repeats() {
         let c = catalog(serde_json::json!([
-            interaction("first", "/seq", serde_json::json!({"response": {"status": 200}})),
-            interaction("second", "/seq", serde_json::json!({"response": {"status": 202}})),
+            interaction(
+                "first",
+                "/seq",
+                serde_json::json!({"response": {"status": 200}})
+            ),
+            interaction(
+                "second",
+                "/seq",
+                serde_json::json!({"response": {"status": 202}})
+            ),
         ]));
         let id = c.find(&get("/seq"), &[]).expect("match");
         let statuses: Vec<u16> = (0..3).map(|_| c.reply(id, &[]).status).collect();
@@ -476,13 +535,164 @@ mod tests {
     #[test]
     fn a_miss_finds_its_neighbours() {
         let many: Vec<Value> = (0..1000)
-            .map(|i| interaction(&format!("item {i}"), &format!("/items/{i}"), serde_json::json!({})))
+            .map(|i| {
+                interaction(
+                    &format!("item {i}"),
+                    &format!("/items/{i}"),
+                    serde_json::json!({}),
+                )
+            })
             .collect();
         let c = catalog(Value::Array(many));
         let closest = c.closest(&get("/items/1000"), 3);
         assert_eq!(closest.len(), 3);
-        let described: Vec<&str> = closest.iter().map(|(id, _)| c.served()[*id].description.as_str()).collect();
+        let described: Vec<&str> = closest
+            .iter()
+            .map(|(id, _)| c.served()[*id].description.as_str())
+            .collect();
         assert_eq!(described[0], "item 100");
-        assert!(described.iter().all(|d| d.starts_with("item 10")), "{described:?}");
+        assert!(
+            described.iter().all(|d| d.starts_with("item 10")),
+            "{described:?}"
+        );
+    }
+
+    /// A tiny deterministic generator, so the differential test needs no extra crate and
+    /// fails the same way every run.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn pick<'a, T>(&mut self, from: &'a [T]) -> &'a T {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            &from[(self.0 >> 33) as usize % from.len()]
+        }
+    }
+
+    /// The index, the discriminator and the compiled expectations against pact_matching's
+    /// own `match_request` over every interaction: the same interaction must answer every
+    /// generated request (or none must).
+    #[test]
+    fn indexed_lookup_agrees_with_pact_matching_by_brute_force() {
+        use pact_models::pact::Pact;
+        use pact_models::v4::pact::V4Pact;
+        use pact_models::v4::synch_http::SynchronousHttp;
+        use std::panic::RefUnwindSafe;
+
+        let mut random = Lcg(7);
+        let paths = ["/a", "/a/1", "/a/2", "/b"];
+        let skus = ["s1", "s2", "s3"];
+        let mut interactions = Vec::new();
+        for index in 0..60 {
+            let method = *random.pick(&["GET", "POST"]);
+            let path = *random.pick(&paths);
+            let mut request = serde_json::json!({"method": method, "path": path});
+            let mut rules = serde_json::Map::new();
+            if *random.pick(&[false, true, false]) {
+                rules.insert(
+                    "path".into(),
+                    serde_json::json!({"matchers": [{"match": "regex", "regex": "^/a/\\d+$"}]}),
+                );
+            }
+            if *random.pick(&[false, true]) {
+                request["query"] = serde_json::json!({"q": [*random.pick(&["x", "y"])]});
+            }
+            if *random.pick(&[false, true]) {
+                request["headers"] = serde_json::json!({"X-Tenant": *random.pick(&["t1", "t2"])});
+                if *random.pick(&[false, true]) {
+                    rules.insert("header".into(), serde_json::json!({"X-Tenant": {"matchers": [{"match": "regex", "regex": "^t\\d$"}]}}));
+                }
+            }
+            if method == "POST" {
+                request["headers"]["Content-Type"] = serde_json::json!("application/json");
+                request["body"] = serde_json::json!({"sku": *random.pick(&skus), "qty": 1});
+                match *random.pick(&[0, 1, 2]) {
+                    1 => {
+                        rules.insert(
+                            "body".into(),
+                            serde_json::json!({"$.qty": {"matchers": [{"match": "integer"}]}}),
+                        );
+                    }
+                    2 => {
+                        rules.insert(
+                            "body".into(),
+                            serde_json::json!({"$": {"matchers": [{"match": "type"}]}}),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            if !rules.is_empty() {
+                request["matchingRules"] = serde_json::Value::Object(rules);
+            }
+            interactions.push(serde_json::json!({
+                "type": "Synchronous/HTTP", "description": format!("interaction {index}"),
+                "request": request, "response": {"status": 200}
+            }));
+        }
+        let c = catalog(serde_json::Value::Array(interactions));
+        let pact: Box<dyn Pact + Send + Sync + RefUnwindSafe> = Box::new(V4Pact::default());
+        let interaction: Box<
+            dyn pact_models::interaction::Interaction + Send + Sync + RefUnwindSafe,
+        > = Box::new(SynchronousHttp::default());
+        let mut hits = 0;
+        for _ in 0..800 {
+            let method = *random.pick(&["GET", "POST", "PUT"]);
+            let path = *random.pick(&["/a", "/a/1", "/a/2", "/a/37", "/b", "/c"]);
+            let query = *random.pick(&[None, Some("q=x"), Some("q=y"), Some("q=x&r=1")]);
+            let tenant = *random.pick(&[None, Some("t1"), Some("t2"), Some("tx")]);
+            let mut headers = vec![];
+            if let Some(tenant) = tenant {
+                headers.push(("x-tenant", tenant));
+            }
+            let body = if method == "POST" {
+                headers.push(("content-type", "application/json"));
+                let qty = *random.pick(&["1", "5", "\"5\""]);
+                format!(
+                    r#"{{"sku":"{}","qty":{qty}}}"#,
+                    random.pick(&["s1", "s2", "s3", "s9"])
+                )
+            } else {
+                String::new()
+            };
+            let actual = actual_request(
+                Received {
+                    method,
+                    path,
+                    query,
+                    headers: &headers,
+                },
+                Bytes::from(body),
+            );
+            let reference = c
+                .served()
+                .iter()
+                .enumerate()
+                .filter(|(_, one)| {
+                    matching::ready(pact_matching::match_request(
+                        one.expectation.request().clone(),
+                        actual.request.clone(),
+                        &pact,
+                        &interaction,
+                    ))
+                    .expect("match_request")
+                    .all_matched()
+                })
+                .map(|(id, one)| (one.expectation.rule_count(), id))
+                .min()
+                .map(|(_, id)| id);
+            hits += usize::from(reference.is_some());
+            assert_eq!(
+                c.find(&actual, &[]),
+                reference,
+                "{method} {path}?{query:?} {headers:?}"
+            );
+        }
+        assert!(
+            hits > 80,
+            "the generated requests should often match: {hits}"
+        );
     }
 }

@@ -109,7 +109,11 @@ impl Stub {
                         mismatches: mismatches.iter().map(describe).collect(),
                     })
                     .collect();
-                (unmatched(&received, &actual, catalog.len(), &closest), None, closest)
+                (
+                    unmatched(&received, &actual, catalog.len(), &closest),
+                    None,
+                    closest,
+                )
             }
         };
         let target = match received.query {
@@ -245,9 +249,13 @@ pub async fn run(
     let (stop, stopped) = tokio::sync::watch::channel(());
     if options.watch {
         let mut stopped = stopped.clone();
-        tokio::spawn(watch::watch(stub.clone(), options.contracts.clone(), async move {
-            let _ = stopped.changed().await;
-        }));
+        tokio::spawn(watch::watch(
+            stub.clone(),
+            options.contracts.clone(),
+            async move {
+                let _ = stopped.changed().await;
+            },
+        ));
     }
     listening(address);
     let server = server::serve(listener, stub, options.limits, async move {

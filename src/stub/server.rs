@@ -121,7 +121,13 @@ async fn handle(stub: &Stub, limits: Limits, request: Request<Incoming>) -> Resp
         Err(reply) => return response(reply),
     };
     if let Some(admin_path) = parts.uri.path().strip_prefix("/__envd/") {
-        return response(admin(stub, &parts.method, admin_path, parts.uri.query(), &body));
+        return response(admin(
+            stub,
+            &parts.method,
+            admin_path,
+            parts.uri.query(),
+            &body,
+        ));
     }
     let headers: Vec<(&str, &str)> = parts
         .headers
@@ -144,7 +150,10 @@ async fn read_body(body: Incoming, limits: Limits) -> Result<Bytes, Reply> {
         Ok(Err(error)) if error.is::<LengthLimitError>() => Err(problem(
             413,
             "request body too large",
-            format!("bodies are limited to {} bytes (--max-body)", limits.max_body_bytes),
+            format!(
+                "bodies are limited to {} bytes (--max-body)",
+                limits.max_body_bytes
+            ),
         )),
         Ok(Err(error)) => Err(problem(400, "unreadable request body", error.to_string())),
         Err(_) => Err(problem(
@@ -203,9 +212,15 @@ fn admin(stub: &Stub, method: &Method, path: &str, query: Option<&str>, body: &[
             let params = query
                 .and_then(pact_models::query_strings::parse_query_string)
                 .unwrap_or_default();
-            let param = |name: &str| params.get(name).and_then(|values| values.first().cloned().flatten());
+            let param = |name: &str| {
+                params
+                    .get(name)
+                    .and_then(|values| values.first().cloned().flatten())
+            };
             let unmatched = param("unmatched").is_some_and(|value| value == "true");
-            let limit = param("limit").and_then(|value| value.parse().ok()).unwrap_or(JOURNAL_PAGE);
+            let limit = param("limit")
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(JOURNAL_PAGE);
             json_reply(&json!({ "entries": stub.journal().recent(unmatched, limit) }))
         }
         (&Method::POST, "reset") => {
@@ -235,25 +250,45 @@ fn admin(stub: &Stub, method: &Method, path: &str, query: Option<&str>, body: &[
 /// `{"states":[{"name":…,"params":{…}}]}` replaces the active states; Pact's state-change
 /// form `{"state":…,"params":{…},"action":"setup"|"teardown"}` adds or removes one.
 fn parse_states(stub: &Stub, body: &[u8]) -> Result<Vec<ActiveState>, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|error| format!("invalid JSON: {error}"))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|error| format!("invalid JSON: {error}"))?;
     if let Some(states) = value.get("states") {
         return serde_json::from_value(states.clone()).map_err(|error| {
             format!("/states: expected an array of {{\"name\": …, \"params\": {{…}}}}: {error}")
         });
     }
     let Some(name) = value.get("state").and_then(Value::as_str) else {
-        return Err("expected {\"states\": [{\"name\": …}]} or {\"state\": …, \"action\": \"setup\"}".into());
+        return Err(
+            "expected {\"states\": [{\"name\": …}]} or {\"state\": …, \"action\": \"setup\"}"
+                .into(),
+        );
     };
     let params = value
         .get("params")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    let mut states: Vec<ActiveState> = stub.states().iter().filter(|s| s.name != name).cloned().collect();
-    match value.get("action").and_then(Value::as_str).unwrap_or("setup") {
-        "setup" => states.push(ActiveState { name: name.to_owned(), params }),
+    let mut states: Vec<ActiveState> = stub
+        .states()
+        .iter()
+        .filter(|s| s.name != name)
+        .cloned()
+        .collect();
+    match value
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or("setup")
+    {
+        "setup" => states.push(ActiveState {
+            name: name.to_owned(),
+            params,
+        }),
         "teardown" => {}
-        other => return Err(format!("/action: expected \"setup\" or \"teardown\", found {other:?}")),
+        other => {
+            return Err(format!(
+                "/action: expected \"setup\" or \"teardown\", found {other:?}"
+            ))
+        }
     }
     Ok(states)
 }

@@ -71,7 +71,8 @@ pub struct Envd {
 impl Envd {
     /// Starts `envd stub ARGS… --port 0` and waits for `envd: listening on URL`.
     pub fn stub(args: &[&str]) -> Envd {
-        Self::start("stub", args).unwrap_or_else(|failure| panic!("envd stub did not start: {failure}"))
+        Self::start("stub", args)
+            .unwrap_or_else(|failure| panic!("envd stub did not start: {failure}"))
     }
 
     /// Starts `envd COMMAND ARGS… --port 0`; `Err` holds the exit status and stderr when it
@@ -116,7 +117,10 @@ impl Envd {
                 Err(mpsc::RecvTimeoutError::Disconnected) => {}
             }
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("{status}: {}", fs::read_to_string(&stderr).unwrap_or_default()));
+                return Err(format!(
+                    "{status}: {}",
+                    fs::read_to_string(&stderr).unwrap_or_default()
+                ));
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
@@ -131,13 +135,19 @@ impl Envd {
 
     /// Waits until stderr contains `text`.
     pub fn wait_for_log(&self, text: &str) {
-        eventually(|| self.stderr().contains(text).then_some(()), &format!("log line {text:?}"));
+        eventually(
+            || self.stderr().contains(text).then_some(()),
+            &format!("log line {text:?}"),
+        );
     }
 
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
         assert!(sent.success());
         let deadline = Instant::now() + DEADLINE;
         loop {
@@ -197,8 +207,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|error| panic!("not JSON ({error}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|error| {
+            panic!(
+                "not JSON ({error}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 
     pub fn text(&self) -> String {
@@ -263,8 +277,17 @@ impl Request {
                 .expect("HTTP exchange");
             let status = response.status().as_u16();
             let headers = response.headers().clone();
-            let body = response.into_body().collect().await.expect("body").to_bytes();
-            Reply { status, headers, body }
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            Reply {
+                status,
+                headers,
+                body,
+            }
         })
     }
 }

@@ -40,12 +40,21 @@ fn a_miss_names_the_closest_interactions_and_each_mismatch() {
         .send();
     assert_eq!(miss.status, 404);
     assert_eq!(miss.header("x-envd-unmatched"), Some("true"));
-    assert_eq!(miss.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        miss.header("content-type"),
+        Some("application/problem+json")
+    );
     let problem = miss.json();
     assert_eq!(problem["request"]["method"], "POST");
     assert_eq!(problem["request"]["path"], "/items");
-    assert_eq!(problem["request"]["body"], json!({"items": [{"id": "abc"}]}));
-    assert_eq!(problem["closest"][0]["description"], "post items with integer ids");
+    assert_eq!(
+        problem["request"]["body"],
+        json!({"items": [{"id": "abc"}]})
+    );
+    assert_eq!(
+        problem["closest"][0]["description"],
+        "post items with integer ids"
+    );
     assert_eq!(
         problem["closest"][0]["mismatches"],
         json!(["body $.items[0].id: expected an integer, got \"abc\""])
@@ -55,7 +64,10 @@ fn a_miss_names_the_closest_interactions_and_each_mismatch() {
     let closest = typo["closest"].as_array().unwrap();
     assert_eq!(closest.len(), 3, "{typo:#}");
     assert_eq!(closest[0]["description"], "get item 7");
-    assert_eq!(closest[0]["mismatches"], json!(["path: expected \"/items/7\", got \"/items/7x\""]));
+    assert_eq!(
+        closest[0]["mismatches"],
+        json!(["path: expected \"/items/7\", got \"/items/7x\""])
+    );
 }
 
 #[test]
@@ -65,7 +77,10 @@ fn the_journal_keeps_hits_and_misses_with_their_reasons() {
     let stub = Envd::stub(&["--contract", &file]);
     assert_eq!(get(&format!("{}/items/3", stub.url)).status, 200);
     let traced = http("GET", &format!("{}/nowhere?x=1", stub.url))
-        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
         .send();
     assert_eq!(traced.status, 404);
 
@@ -83,7 +98,10 @@ fn the_journal_keeps_hits_and_misses_with_their_reasons() {
     http("POST", &format!("{}/__envd/reset", stub.url)).send();
     let after = get(&format!("{}/__envd/journal", stub.url)).json();
     assert_eq!(after["entries"], json!([]));
-    assert_eq!(get(&format!("{}/__envd/health", stub.url)).json()["interactions"], 51);
+    assert_eq!(
+        get(&format!("{}/__envd/health", stub.url)).json()["interactions"],
+        51
+    );
 }
 
 #[test]
@@ -93,8 +111,18 @@ fn unknown_admin_endpoints_are_named() {
     let stub = Envd::stub(&["--contract", &file]);
     let unknown = get(&format!("{}/__envd/nope", stub.url));
     assert_eq!(unknown.status, 404);
-    assert!(unknown.json()["detail"].as_str().unwrap().contains("expected one of health"));
-    assert_eq!(http("DELETE", &format!("{}/__envd/journal", stub.url)).send().status, 405);
-    let bad_state = http("POST", &format!("{}/__envd/state", stub.url)).body("{").send();
+    assert!(unknown.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("expected one of health"));
+    assert_eq!(
+        http("DELETE", &format!("{}/__envd/journal", stub.url))
+            .send()
+            .status,
+        405
+    );
+    let bad_state = http("POST", &format!("{}/__envd/state", stub.url))
+        .body("{")
+        .send();
     assert_eq!(bad_state.status, 400);
 }

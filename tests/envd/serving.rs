@@ -52,7 +52,10 @@ fn serves_v2_v3_and_v4_files_from_a_directory() {
         .iter()
         .map(|one| one["description"].as_str().unwrap())
         .collect();
-    assert_eq!(descriptions, ["an order by id", "a search", "the health check"]);
+    assert_eq!(
+        descriptions,
+        ["an order by id", "a search", "the health check"]
+    );
     assert!(listed["interactions"][2]["sources"][0]
         .as_str()
         .unwrap()
@@ -103,14 +106,20 @@ fn generators_fill_every_kind_of_value() {
             serde_json::Value::String(text) => text.clone(),
             other => other.to_string(),
         };
-        assert!(Regex::new(pattern).unwrap().is_match(&value), "{field} = {value:?} is not {pattern}");
+        assert!(
+            Regex::new(pattern).unwrap().is_match(&value),
+            "{field} = {value:?} is not {pattern}"
+        );
     };
     shape("int", "^[1-9][0-9]$");
     shape("decimal", r"^\d+\.\d+$");
     shape("hex", "^[0-9a-fA-F]{8}$");
     shape("string", "^.{12}$");
     shape("regex", r"^\d{3}-[a-z]{2}$");
-    shape("uuid", "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$");
+    shape(
+        "uuid",
+        "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    );
     shape("date", r"^\d{4}-\d{2}-\d{2}$");
     shape("time", r"^\d{2}:\d{2}:\d{2}$");
     shape("datetime", r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$");
@@ -120,18 +129,30 @@ fn generators_fill_every_kind_of_value() {
     assert_ne!(request_id, "x");
 
     let second = get(&format!("{}/generated", stub.url));
-    assert_ne!(second.json()["string"], body["string"], "random values are drawn per request");
+    assert_ne!(
+        second.json()["string"],
+        body["string"],
+        "random values are drawn per request"
+    );
     assert_ne!(second.header("x-request-id").unwrap(), request_id);
 }
 
 #[test]
 fn provider_states_pick_among_interactions_at_start_and_at_run_time() {
     let work = Workdir::new();
-    let mut sold_out = item("item 1 when sold out", "/items/1", 410, json!({"error": "sold out"}));
+    let mut sold_out = item(
+        "item 1 when sold out",
+        "/items/1",
+        410,
+        json!({"error": "sold out"}),
+    );
     sold_out["providerStates"] = json!([{"name": "item 1 is sold out"}]);
     let file = work.pact(
         "states.json",
-        &pact("3.0.0", json!([item("item 1", "/items/1", 200, json!({"id": 1})), sold_out])),
+        &pact(
+            "3.0.0",
+            json!([item("item 1", "/items/1", 200, json!({"id": 1})), sold_out]),
+        ),
     );
 
     let plain = Envd::stub(&["--contract", &file]);
@@ -148,13 +169,23 @@ fn provider_states_pick_among_interactions_at_start_and_at_run_time() {
     assert_eq!(get(&format!("{}/items/1", plain.url)).status, 200);
 
     let started_in_state = Envd::stub(&["--contract", &file, "--state", "item 1 is sold out"]);
-    assert_eq!(get(&format!("{}/items/1", started_in_state.url)).status, 410);
+    assert_eq!(
+        get(&format!("{}/items/1", started_in_state.url)).status,
+        410
+    );
     http("POST", &format!("{}/__envd/state", started_in_state.url))
         .json(&json!({"states": []}))
         .send();
-    assert_eq!(get(&format!("{}/items/1", started_in_state.url)).status, 200);
+    assert_eq!(
+        get(&format!("{}/items/1", started_in_state.url)).status,
+        200
+    );
     http("POST", &format!("{}/__envd/reset", started_in_state.url)).send();
-    assert_eq!(get(&format!("{}/items/1", started_in_state.url)).status, 410, "reset restores --state");
+    assert_eq!(
+        get(&format!("{}/items/1", started_in_state.url)).status,
+        410,
+        "reset restores --state"
+    );
 }
 
 #[test]
@@ -173,7 +204,9 @@ fn identical_requests_replay_in_recorded_order_and_the_last_repeats() {
     );
     let stub = Envd::stub(&["--recording", &file]);
     let url = format!("{}/job", stub.url);
-    let states: Vec<String> = (0..4).map(|_| get(&url).json()["state"].as_str().unwrap().to_owned()).collect();
+    let states: Vec<String> = (0..4)
+        .map(|_| get(&url).json()["state"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(states, ["queued", "running", "done", "done"]);
     http("POST", &format!("{}/__envd/reset", stub.url)).send();
     assert_eq!(get(&url).json()["state"], "queued");
@@ -199,7 +232,11 @@ fn requests_match_on_headers_query_and_body_rules() {
     let stub = Envd::stub(&["--contract", &file]);
     let url = format!("{}/orders", stub.url);
     let send = |auth: &str, body: serde_json::Value| {
-        http("POST", &url).header("authorization", auth).json(&body).send().status
+        http("POST", &url)
+            .header("authorization", auth)
+            .json(&body)
+            .send()
+            .status
     };
     assert_eq!(send("Bearer xyz", json!({"sku": "A-1", "qty": 3})), 201);
     assert_eq!(send("Bearer xyz", json!({"sku": "A-1", "qty": "3"})), 404);
@@ -216,7 +253,13 @@ fn requests_match_on_headers_query_and_body_rules() {
 #[test]
 fn speaks_h2c() {
     let work = Workdir::new();
-    let file = work.pact("health.json", &pact("3.0.0", json!([item("health", "/health", 200, json!({"ok": true}))])));
+    let file = work.pact(
+        "health.json",
+        &pact(
+            "3.0.0",
+            json!([item("health", "/health", 200, json!({"ok": true}))]),
+        ),
+    );
     let stub = Envd::stub(&["--contract", &file]);
     let reply = http("GET", &format!("{}/health", stub.url)).http2().send();
     assert_eq!((reply.status, reply.json()), (200, json!({"ok": true})));

@@ -21,13 +21,28 @@ fn reloads_good_edits_and_keeps_serving_through_broken_ones() {
     assert_eq!(get(&url).json()["word"], "hello");
 
     work.pact("greeting.json", &greeting("bonjour"));
-    eventually(|| (get(&url).json()["word"] == "bonjour").then_some(()), "the edited response");
+    eventually(
+        || (get(&url).json()["word"] == "bonjour").then_some(()),
+        "the edited response",
+    );
 
     work.write("greeting.json", "{\"interactions\": [");
     stub.wait_for_log("contracts changed but do not load");
-    assert!(stub.stderr().contains("greeting.json:1:18: invalid JSON: EOF while parsing a list"), "{}", stub.stderr());
-    assert_eq!(get(&url).json()["word"], "bonjour", "the previous set keeps serving");
+    assert!(
+        stub.stderr()
+            .contains("greeting.json:1:18: invalid JSON: EOF while parsing a list"),
+        "{}",
+        stub.stderr()
+    );
+    assert_eq!(
+        get(&url).json()["word"],
+        "bonjour",
+        "the previous set keeps serving"
+    );
 
     work.pact("greeting.json", &greeting("hallo"));
-    eventually(|| (get(&url).json()["word"] == "hallo").then_some(()), "the repaired response");
+    eventually(
+        || (get(&url).json()["word"] == "hallo").then_some(()),
+        "the repaired response",
+    );
 }
