@@ -62,16 +62,34 @@ pub enum ContractError {
     },
 }
 
-/// Where an interaction was written: a file and the JSON pointer of the interaction in it.
+/// Where an interaction was written: a file and the interaction's place in it. Kept small
+/// (a stub holds one per interaction); `pointer()` spells it as a JSON pointer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     pub file: Arc<Path>,
-    pub pointer: String,
+    /// Whether the interaction stands under `/messages` (a V3 message pact).
+    message: bool,
+    index: u32,
+}
+
+impl Source {
+    fn new(file: &Arc<Path>, message: bool, index: usize) -> Self {
+        Source {
+            file: file.clone(),
+            message,
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+        }
+    }
+
+    pub fn pointer(&self) -> String {
+        let list = if self.message { "messages" } else { "interactions" };
+        format!("/{list}/{}", self.index)
+    }
 }
 
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}#{}", self.file.display(), self.pointer)
+        write!(f, "{}#{}", self.file.display(), self.pointer())
     }
 }
 
@@ -251,10 +269,7 @@ fn parse(
         let messages: Vec<&RawValue> = serde_json::from_str(messages.get())
             .map_err(|_| shape("/messages", "an array", &Value::Null))?;
         for index in 0..messages.len() {
-            skipped.messages.push(Source {
-                file: file.clone(),
-                pointer: format!("/messages/{index}"),
-            });
+            skipped.messages.push(Source::new(&file, true, index));
         }
     }
     let Some(list) = raw.interactions else {
@@ -270,10 +285,7 @@ fn parse(
     // One interaction at a time: each is a JSON tree only while it is converted.
     let mut failure = None;
     let mut each = |index: usize, raw: &RawValue| {
-        let source = Source {
-            file: file.clone(),
-            pointer: format!("/interactions/{index}"),
-        };
+        let source = Source::new(&file, false, index);
         match interaction(raw, index, spec, &source) {
             Ok(Some(interaction)) => into.push(interaction),
             Ok(None) => skipped.messages.push(source),
@@ -381,7 +393,7 @@ fn interaction(
 ) -> Result<Option<Interaction>, ContractError> {
     let shape = |suffix: &str, expected: &'static str, found: &Value| ContractError::Shape {
         path: source.file.to_path_buf(),
-        pointer: format!("{}{suffix}", source.pointer),
+        pointer: format!("{}{suffix}", source.pointer()),
         expected,
         found: kind(found),
     };
@@ -454,7 +466,7 @@ fn interaction(
     };
     let http = parsed.map_err(|error| ContractError::Interaction {
         path: source.file.to_path_buf(),
-        pointer: source.pointer.clone(),
+        pointer: source.pointer(),
         message: format!("{error:#}"),
     })?;
     Ok(Some(Interaction {
@@ -492,7 +504,7 @@ fn reject_duplicates(interactions: &[Interaction]) -> Result<(), ContractError> 
         if let Some(first) = seen.insert(key, &interaction.source) {
             return Err(ContractError::Duplicate {
                 path: interaction.source.file.to_path_buf(),
-                pointer: interaction.source.pointer.clone(),
+                pointer: interaction.source.pointer(),
                 first: first.to_string(),
             });
         }

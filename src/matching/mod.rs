@@ -35,12 +35,35 @@ pub struct Expectation {
     request: HttpRequest,
     /// A Pact V1 query, compared as a string (V1.1 and later compare parameters).
     literal_query: Option<String>,
+    /// `None` when the request has no matching rules (most interactions): they all share
+    /// one empty set, which keeps a stub of 100,000 interactions small.
+    contexts: Option<Box<Contexts>>,
+    /// Kept to answer [`Expectation::rule_count`] without walking the rules again.
+    rules: usize,
+}
+
+/// One matching context per part of the request, built once.
+#[derive(Debug, Clone)]
+struct Contexts {
     path: CoreMatchingContext,
     query: CoreMatchingContext,
     headers: HeaderMatchingContext,
     body: CoreMatchingContext,
-    /// Kept to answer [`Expectation::rule_count`] without walking the rules again.
-    rules: usize,
+}
+
+impl Contexts {
+    fn empty() -> &'static Contexts {
+        static EMPTY: std::sync::OnceLock<Contexts> = std::sync::OnceLock::new();
+        EMPTY.get_or_init(|| {
+            let none = CoreMatchingContext::new(DiffConfig::NoUnexpectedKeys, &Default::default());
+            Contexts {
+                headers: HeaderMatchingContext::new(&none),
+                path: none.clone(),
+                query: none.clone(),
+                body: none,
+            }
+        })
+    }
 }
 
 impl Expectation {
@@ -65,11 +88,16 @@ impl Expectation {
             .values()
             .map(|category| category.rules.len())
             .sum();
+        let contexts = (rules > 0).then(|| {
+            Box::new(Contexts {
+                path: context("path"),
+                query: context("query"),
+                headers: HeaderMatchingContext::new(&context("header")),
+                body: context("body"),
+            })
+        });
         Expectation {
-            path: context("path"),
-            query: context("query"),
-            headers: HeaderMatchingContext::new(&context("header")),
-            body: context("body"),
+            contexts,
             rules,
             literal_query: literal_query.map(|query| decoded(&query)),
             request,
@@ -80,16 +108,20 @@ impl Expectation {
         &self.request
     }
 
+    fn contexts(&self) -> &Contexts {
+        self.contexts.as_deref().unwrap_or_else(|| Contexts::empty())
+    }
+
     /// Whether the path is compared literally (no matching rule on it): such an
     /// interaction can be found by a map lookup on the path.
     pub fn literal_path(&self) -> bool {
-        self.path.matchers.rules.is_empty()
+        self.contexts().path.matchers.rules.is_empty()
     }
 
     /// The regular expression every matching path satisfies, when the path's only rule is
     /// a regex; used to index rule-matched paths.
     pub fn path_regex(&self) -> Option<&str> {
-        let mut regexes = self.path.matchers.rules.values().flat_map(|list| {
+        let mut regexes = self.contexts().path.matchers.rules.values().flat_map(|list| {
             list.rules.iter().map(|rule| match rule {
                 pact_models::matchingrules::MatchingRule::Regex(regex) => Some(regex.as_str()),
                 _ => None,
@@ -106,18 +138,18 @@ impl Expectation {
     }
 
     pub fn body_rules(&self) -> &MatchingRuleCategory {
-        &self.body.matchers
+        &self.contexts().body.matchers
     }
 
     /// Whether `actual` satisfies this expectation, stopping at the first failing part.
     pub fn matches(&self, actual: &Actual) -> bool {
         match_method(&self.request.method, &actual.method).is_ok()
-            && match_path(&self.request.path, &actual.path, &self.path).is_ok()
+            && match_path(&self.request.path, &actual.path, &self.contexts().path).is_ok()
             && self.query_mismatches(actual).is_empty()
             && match_headers(
                 self.request.headers.clone(),
                 actual.headers.clone(),
-                &self.headers,
+                &self.contexts().headers,
             )
             .values()
             .all(Vec::is_empty)
@@ -130,7 +162,7 @@ impl Expectation {
         let mut found = Vec::new();
         found.extend(match_method(&self.request.method, &actual.method).err());
         found.extend(
-            match_path(&self.request.path, &actual.path, &self.path)
+            match_path(&self.request.path, &actual.path, &self.contexts().path)
                 .err()
                 .unwrap_or_default(),
         );
@@ -138,7 +170,7 @@ impl Expectation {
         let mut headers: Vec<_> = match_headers(
             self.request.headers.clone(),
             actual.headers.clone(),
-            &self.headers,
+            &self.contexts().headers,
         )
         .into_iter()
         .collect();
@@ -164,7 +196,7 @@ impl Expectation {
         let mut query: Vec<_> = match_query(
             self.request.query.clone(),
             actual.query.clone(),
-            &self.query,
+            &self.contexts().query,
         )
         .into_iter()
         .collect();
@@ -173,7 +205,8 @@ impl Expectation {
     }
 
     fn body_result(&self, actual: &HttpRequest) -> BodyMatchResult {
-        ready(match_body(&self.request, actual, &self.body, &self.headers))
+        let contexts = self.contexts();
+        ready(match_body(&self.request, actual, &contexts.body, &contexts.headers))
     }
 }
 

@@ -90,7 +90,7 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
     /// The response as written, kept when it has generators to run on each request.
-    template: Option<HttpResponse>,
+    template: Option<Box<HttpResponse>>,
 }
 
 /// A provider state made active with `--state` or `POST /__envd/state`.
@@ -104,7 +104,8 @@ pub struct ActiveState {
 #[derive(Debug, Default)]
 struct Group {
     members: Vec<usize>,
-    discriminator: Option<Discriminator>,
+    /// Boxed: most groups have one member and no discriminator.
+    discriminator: Option<Box<Discriminator>>,
 }
 
 /// The interactions of one method.
@@ -123,8 +124,8 @@ struct MethodIndex {
 pub struct Catalog {
     served: Vec<Served>,
     methods: HashMap<String, MethodIndex>,
-    /// Every literal path with its interactions, sorted, to find a miss's neighbours.
-    by_path: Vec<(String, Vec<usize>)>,
+    /// Every interaction, ordered by path, to find a miss's neighbours.
+    by_path: Vec<usize>,
     /// Where each sequence stands: the index of the next reply.
     positions: Vec<AtomicUsize>,
     pub skipped: contract::Skipped,
@@ -198,7 +199,8 @@ impl Catalog {
                             .members
                             .iter()
                             .map(|&id| (id, &served[id].expectation)),
-                    );
+                    )
+                    .map(Box::new);
                 }
             }
             if let Some(sources) = regex_sources.remove(method) {
@@ -210,18 +212,11 @@ impl Catalog {
                 }
             }
         }
-        let mut by_path: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (id, one) in served.iter().enumerate() {
-            by_path
-                .entry(one.expectation.request().path.as_str())
-                .or_default()
-                .push(id);
-        }
-        let mut by_path: Vec<(String, Vec<usize>)> = by_path
-            .into_iter()
-            .map(|(path, ids)| (path.to_owned(), ids))
-            .collect();
-        by_path.sort_unstable();
+        let mut by_path: Vec<usize> = (0..served.len()).collect();
+        by_path.sort_by(|a, b| {
+            let path = |id: &usize| served[*id].expectation.request().path.as_str();
+            path(a).cmp(path(b)).then(a.cmp(b))
+        });
         let positions = served.iter().map(|_| AtomicUsize::new(0)).collect();
         Catalog {
             served,
@@ -296,16 +291,15 @@ impl Catalog {
     ) -> Vec<(usize, Vec<pact_matching::Mismatch>)> {
         let mut pool: Vec<usize> = self.candidates(actual);
         pool.truncate(MISS_POOL);
+        let path = |id: usize| self.served[id].expectation.request().path.as_str();
         let at = self
             .by_path
-            .partition_point(|(path, _)| path.as_str() < actual.path.as_str());
+            .partition_point(|&id| path(id) < actual.path.as_str());
         let neighbours = self.by_path[at..]
             .iter()
             .take(MISS_POOL / 4)
             .chain(self.by_path[..at].iter().rev().take(MISS_POOL / 4));
-        for (_, ids) in neighbours {
-            pool.extend(ids.iter().take(MISS_POOL / 4));
-        }
+        pool.extend(neighbours);
         pool.sort_unstable();
         pool.dedup();
         let mut scored: Vec<(usize, Vec<pact_matching::Mismatch>)> = pool
@@ -377,7 +371,7 @@ impl Reply {
             .values()
             .any(|generators| !generators.is_empty());
         let mut reply = Self::from_response(response);
-        reply.template = has_generators.then(|| response.clone());
+        reply.template = has_generators.then(|| Box::new(response.clone()));
         reply
     }
 
