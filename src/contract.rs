@@ -82,7 +82,11 @@ impl Source {
     }
 
     pub fn pointer(&self) -> String {
-        let list = if self.message { "messages" } else { "interactions" };
+        let list = if self.message {
+            "messages"
+        } else {
+            "interactions"
+        };
         format!("/{list}/{}", self.index)
     }
 }

@@ -7,15 +7,18 @@
 
 mod discriminator;
 mod explain;
+mod plan;
 mod xml;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
+use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use pact_matching::headers::match_headers;
+use pact_matching::json::compare_json;
 use pact_matching::{
     match_body, match_method, match_path, match_query, BodyMatchResult, CoreMatchingContext,
     DiffConfig, HeaderMatchingContext, Mismatch,
@@ -23,7 +26,9 @@ use pact_matching::{
 use pact_models::bodies::OptionalBody;
 use pact_models::content_types::ContentType;
 use pact_models::matchingrules::MatchingRuleCategory;
+use pact_models::path_exp::DocPath;
 use pact_models::v4::http_parts::HttpRequest;
+use serde_json::Value;
 
 pub use discriminator::{BodyKey, Discriminator};
 pub use explain::describe;
@@ -40,6 +45,17 @@ pub struct Expectation {
     contexts: Option<Box<Contexts>>,
     /// Kept to answer [`Expectation::rule_count`] without walking the rules again.
     rules: usize,
+    /// The expected body, parsed once, when it is JSON: matching then parses only the
+    /// actual body, once per request, instead of both bodies once per candidate.
+    json_body: Option<Box<JsonBody>>,
+}
+
+#[derive(Debug, Clone)]
+enum JsonBody {
+    /// Compiled: rules looked up at load time (see `plan`).
+    Planned(plan::Plan),
+    /// Rules on objects or arrays: pact_matching's `compare_json` on the parsed tree.
+    Tree(Value),
 }
 
 /// One matching context per part of the request, built once.
@@ -96,9 +112,25 @@ impl Expectation {
                 body: context("body"),
             })
         });
+        let json_body = request
+            .content_type()
+            .filter(ContentType::is_json)
+            .and_then(|_| request.body.value())
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .map(|tree| {
+                let body = &contexts
+                    .as_deref()
+                    .unwrap_or_else(|| Contexts::empty())
+                    .body;
+                Box::new(match plan::Plan::build(&tree, body) {
+                    Some(plan) => JsonBody::Planned(plan),
+                    None => JsonBody::Tree(tree),
+                })
+            });
         Expectation {
             contexts,
             rules,
+            json_body,
             literal_query: literal_query.map(|query| decoded(&query)),
             request,
         }
@@ -109,7 +141,9 @@ impl Expectation {
     }
 
     fn contexts(&self) -> &Contexts {
-        self.contexts.as_deref().unwrap_or_else(|| Contexts::empty())
+        self.contexts
+            .as_deref()
+            .unwrap_or_else(|| Contexts::empty())
     }
 
     /// Whether the path is compared literally (no matching rule on it): such an
@@ -121,12 +155,18 @@ impl Expectation {
     /// The regular expression every matching path satisfies, when the path's only rule is
     /// a regex; used to index rule-matched paths.
     pub fn path_regex(&self) -> Option<&str> {
-        let mut regexes = self.contexts().path.matchers.rules.values().flat_map(|list| {
-            list.rules.iter().map(|rule| match rule {
-                pact_models::matchingrules::MatchingRule::Regex(regex) => Some(regex.as_str()),
-                _ => None,
-            })
-        });
+        let mut regexes = self
+            .contexts()
+            .path
+            .matchers
+            .rules
+            .values()
+            .flat_map(|list| {
+                list.rules.iter().map(|rule| match rule {
+                    pact_models::matchingrules::MatchingRule::Regex(regex) => Some(regex.as_str()),
+                    _ => None,
+                })
+            });
         let first = regexes.next()??;
         regexes.next().is_none().then_some(first)
     }
@@ -145,7 +185,13 @@ impl Expectation {
     pub fn matches(&self, actual: &Actual) -> bool {
         match_method(&self.request.method, &actual.method).is_ok()
             && match_path(&self.request.path, &actual.path, &self.contexts().path).is_ok()
-            && self.query_mismatches(actual).is_empty()
+            && self.matches_beyond_path(actual)
+    }
+
+    /// [`Expectation::matches`] for a request whose method and path are already known to
+    /// match (found under this interaction's literal path in an index).
+    pub fn matches_beyond_path(&self, actual: &Actual) -> bool {
+        self.query_mismatches(actual).is_empty()
             && match_headers(
                 self.request.headers.clone(),
                 actual.headers.clone(),
@@ -153,7 +199,29 @@ impl Expectation {
             )
             .values()
             .all(Vec::is_empty)
-            && matches!(self.body_result(actual), BodyMatchResult::Ok)
+            && self.body_matches(actual)
+    }
+
+    fn body_matches(&self, actual: &Actual) -> bool {
+        if let (Some(expected), Some(received)) = (&self.json_body, actual.json()) {
+            // Exactly the case in which pact_matching's `match_body` would parse both bodies
+            // and call `compare_json`: skip straight to it.
+            let expected_type = self.request.content_type().unwrap_or_default();
+            let actual_type = actual.content_type().unwrap_or_default();
+            if actual_type.is_unknown()
+                || expected_type.is_equivalent_to(&actual_type)
+                || expected_type.is_equivalent_to(&actual_type.base_type())
+            {
+                return match expected.as_ref() {
+                    JsonBody::Planned(plan) => plan.matches(received),
+                    JsonBody::Tree(tree) => {
+                        compare_json(&DocPath::root(), tree, received, &self.contexts().body)
+                            .is_ok()
+                    }
+                };
+            }
+        }
+        matches!(self.body_result(actual), BodyMatchResult::Ok)
     }
 
     /// Every mismatch between this expectation and `actual`, in a stable order (method,
@@ -206,7 +274,12 @@ impl Expectation {
 
     fn body_result(&self, actual: &HttpRequest) -> BodyMatchResult {
         let contexts = self.contexts();
-        ready(match_body(&self.request, actual, &contexts.body, &contexts.headers))
+        ready(match_body(
+            &self.request,
+            actual,
+            &contexts.body,
+            &contexts.headers,
+        ))
     }
 }
 
@@ -226,6 +299,20 @@ pub struct Actual {
     pub request: HttpRequest,
     /// The query string, percent-decoded, for Pact V1's whole-string comparison.
     query_text: Option<String>,
+    /// The body as JSON, parsed on first need and then shared by every candidate.
+    json: OnceLock<Option<Value>>,
+}
+
+impl Actual {
+    /// The body parsed as JSON, if it is JSON.
+    pub fn json(&self) -> Option<&Value> {
+        self.json
+            .get_or_init(|| match &self.request.body {
+                OptionalBody::Present(bytes, _, _) => serde_json::from_slice(bytes).ok(),
+                _ => None,
+            })
+            .as_ref()
+    }
 }
 
 impl std::ops::Deref for Actual {
@@ -276,6 +363,7 @@ pub fn actual_request(received: Received<'_>, body: Bytes) -> Actual {
             ..HttpRequest::default()
         },
         query_text: received.query.map(decoded),
+        json: OnceLock::new(),
     }
 }
 

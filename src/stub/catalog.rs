@@ -6,13 +6,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use pact_matching::generate_response;
 use pact_models::generators::GeneratorTestMode;
 use pact_models::provider_states::ProviderState;
-use pact_models::v4::http_parts::{HttpRequest, HttpResponse};
+use pact_models::v4::http_parts::HttpResponse;
 use regex::RegexSet;
 use serde_json::Value;
 
@@ -87,7 +87,8 @@ impl LazyReply {
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    /// Shared: a reply is cloned per request, its headers need not be.
+    pub headers: Arc<[(String, String)]>,
     pub body: Bytes,
     /// The response as written, kept when it has generators to run on each request.
     template: Option<Box<HttpResponse>>,
@@ -243,9 +244,15 @@ impl Catalog {
     /// state is active, then the most specific (fewest rules), then the first in file order.
     pub fn find(&self, actual: &Actual, states: &[ActiveState]) -> Option<usize> {
         let mut best: Option<((bool, usize, usize), usize)> = None;
-        for id in self.candidates(actual) {
+        let candidates = self.candidates(actual);
+        for (at, &id) in candidates.ids.iter().enumerate() {
             let one = &self.served[id];
-            if !one.expectation.matches(actual) {
+            let matched = if at < candidates.by_literal_path {
+                one.expectation.matches_beyond_path(actual)
+            } else {
+                one.expectation.matches(actual)
+            };
+            if !matched {
                 continue;
             }
             let inactive = !one
@@ -289,7 +296,7 @@ impl Catalog {
         actual: &Actual,
         limit: usize,
     ) -> Vec<(usize, Vec<pact_matching::Mismatch>)> {
-        let mut pool: Vec<usize> = self.candidates(actual);
+        let mut pool: Vec<usize> = self.candidates(actual).ids;
         pool.truncate(MISS_POOL);
         let path = |id: usize| self.served[id].expectation.request().path.as_str();
         let at = self
@@ -322,35 +329,42 @@ impl Catalog {
     }
 
     /// Interactions that might match: found by method and path, narrowed by a body literal.
-    fn candidates(&self, actual: &Actual) -> Vec<usize> {
-        let method = actual.method.to_ascii_uppercase();
-        let Some(index) = self.methods.get(&method) else {
-            return Vec::new();
+    fn candidates(&self, actual: &Actual) -> Candidates {
+        let method = if actual.method.bytes().any(|b| b.is_ascii_lowercase()) {
+            std::borrow::Cow::Owned(actual.method.to_ascii_uppercase())
+        } else {
+            std::borrow::Cow::Borrowed(actual.method.as_str())
+        };
+        let Some(index) = self.methods.get(method.as_ref()) else {
+            return Candidates::default();
         };
         let mut ids = match index.literal.get(&actual.path) {
             None => Vec::new(),
-            Some(group) => match (&group.discriminator, json_body(actual)) {
-                (Some(discriminator), Some(body)) => discriminator.candidates(&body),
+            Some(group) => match (&group.discriminator, actual.json()) {
+                (Some(discriminator), Some(body)) => discriminator.candidates(body),
                 _ => group.members.clone(),
             },
         };
+        let by_literal_path = ids.len();
         if let Some(set) = &index.regexes {
             for slot in set.matches(&actual.path).iter() {
                 ids.extend(&index.regex_members[slot]);
             }
         }
         ids.extend(&index.other);
-        ids
+        Candidates {
+            ids,
+            by_literal_path,
+        }
     }
 }
 
-fn json_body(actual: &HttpRequest) -> Option<Value> {
-    match &actual.body {
-        pact_models::bodies::OptionalBody::Present(bytes, _, _) => {
-            serde_json::from_slice(bytes).ok()
-        }
-        _ => None,
-    }
+/// Candidate interactions for a request; the first `by_literal_path` were found under the
+/// request's exact method and path, so only the rest of the request remains to compare.
+#[derive(Debug, Default)]
+struct Candidates {
+    ids: Vec<usize>,
+    by_literal_path: usize,
 }
 
 impl Reply {
@@ -358,7 +372,7 @@ impl Reply {
     pub fn plain(status: u16, headers: Vec<(String, String)>, body: Bytes) -> Self {
         Reply {
             status,
-            headers,
+            headers: headers.into(),
             body,
             template: None,
         }
@@ -394,7 +408,7 @@ impl Reply {
         }
         Reply {
             status: response.status,
-            headers,
+            headers: headers.into(),
             body,
             template: None,
         }
@@ -601,21 +615,24 @@ mod tests {
             }
             if method == "POST" {
                 request["headers"]["Content-Type"] = serde_json::json!("application/json");
-                request["body"] = serde_json::json!({"sku": *random.pick(&skus), "qty": 1});
-                match *random.pick(&[0, 1, 2]) {
-                    1 => {
-                        rules.insert(
-                            "body".into(),
-                            serde_json::json!({"$.qty": {"matchers": [{"match": "integer"}]}}),
-                        );
-                    }
-                    2 => {
-                        rules.insert(
-                            "body".into(),
-                            serde_json::json!({"$": {"matchers": [{"match": "type"}]}}),
-                        );
-                    }
-                    _ => {}
+                let sku = *random.pick(&skus);
+                request["body"] = match *random.pick(&[0, 1, 2]) {
+                    0 => serde_json::json!({"sku": sku, "qty": 1}),
+                    1 => serde_json::json!({"sku": sku, "qty": 1, "tags": ["a", "b"]}),
+                    _ => serde_json::json!({"sku": sku, "meta": {"n": 1}}),
+                };
+                let body_rules = match *random.pick(&[0, 1, 2, 3, 4]) {
+                    1 => serde_json::json!({"$.qty": {"matchers": [{"match": "integer"}]}}),
+                    2 => serde_json::json!({"$": {"matchers": [{"match": "type"}]}}),
+                    3 => serde_json::json!({"$.tags": {"matchers": [{"match": "type", "min": 1}]}}),
+                    4 => serde_json::json!({"$.meta.n": {"matchers": [{"match": "number"}]}}),
+                    _ => serde_json::json!({}),
+                };
+                if body_rules
+                    .as_object()
+                    .is_some_and(|rules| !rules.is_empty())
+                {
+                    rules.insert("body".into(), body_rules);
                 }
             }
             if !rules.is_empty() {
@@ -632,7 +649,7 @@ mod tests {
             dyn pact_models::interaction::Interaction + Send + Sync + RefUnwindSafe,
         > = Box::new(SynchronousHttp::default());
         let mut hits = 0;
-        for _ in 0..800 {
+        for _ in 0..900 {
             let method = *random.pick(&["GET", "POST", "PUT"]);
             let path = *random.pick(&["/a", "/a/1", "/a/2", "/a/37", "/b", "/c"]);
             let query = *random.pick(&[None, Some("q=x"), Some("q=y"), Some("q=x&r=1")]);

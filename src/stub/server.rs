@@ -168,10 +168,10 @@ fn response(reply: Reply) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(reply.body));
     *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     let headers = response.headers_mut();
-    for (name, value) in reply.headers {
+    for (name, value) in reply.headers.iter() {
         match (
             HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
+            HeaderValue::from_str(value),
         ) {
             (Ok(name), Ok(value)) => {
                 headers.append(name, value);
