@@ -12,7 +12,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::{Error, EXIT_OK};
-use crate::stub::{self, server};
+use crate::proxy;
+use crate::server;
+use crate::stub;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -39,6 +41,142 @@ enum Command {
     /// Serve Pact contracts (V1.1 to V4) or recordings as an HTTP stub, in the foreground
     #[command(after_help = STUB_HELP)]
     Stub(StubArgs),
+    /// Forward to a staging service in the foreground; record what crosses; with --spy,
+    /// answer what the recording matches and forward the rest
+    #[command(after_help = PROXY_HELP)]
+    Proxy(ProxyArgs),
+}
+
+const PROXY_HELP: &str = "\
+Once it accepts connections, envd prints `envd: listening on http://HOST:PORT` on stdout.
+
+Recording: every finished exchange is appended to FILE.journal and synced before its
+response is released; FILE (a Pact V4 file) is replaced whole at a clean stop, or at the
+next start if a crash left a journal. An existing FILE is added to, never truncated.
+Authorization, Proxy-Authorization, Cookie, Set-Cookie and X-Api-Key (and every
+--redact-header / --redact-json) are replaced by placeholders with any-value matching rules
+before anything reaches disk. Request headers recorded: Accept, Content-Type and the
+redacted ones; all response headers but hop-by-hop ones.
+
+An upstream that is down, resets or is slower than --timeout gets the client a 502 or 504
+with a problem+json body naming the upstream; the proxy keeps serving.
+
+Examples:
+  envd proxy --target https://users.staging.example.com --record stubs/users.json
+  STAGING_TOKEN=… envd proxy --target https://users.staging.example.com \\
+      --header 'Authorization: Bearer ${STAGING_TOKEN}' --record stubs/users.json --spy
+
+Exit codes:
+  0  stopped by SIGINT or SIGTERM; the recording is written
+  2  bad arguments, or a recording that is not a Pact file
+  3  cannot listen, or cannot write the recording";
+
+#[derive(Debug, Args)]
+struct ProxyArgs {
+    /// The staging service: http:// or https:// URL, optionally with a base path
+    #[arg(long, value_name = "URL")]
+    target: String,
+
+    /// Record exchanges to this Pact V4 file (added to if it exists)
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+
+    /// Answer from the recording when it matches; forward and record the rest
+    #[arg(long, requires = "record")]
+    spy: bool,
+
+    /// A header added to every upstream request, `NAME: VALUE`; `${VAR}` takes VAR from
+    /// the environment. Injected values never reach a recording or a log; repeatable
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+
+    /// Another header to redact in recordings; repeatable
+    #[arg(long = "redact-header", value_name = "NAME")]
+    redact_headers: Vec<String>,
+
+    /// A JSON field to redact in recorded bodies, such as `$.password` or
+    /// `$.cards[*].number`; repeatable
+    #[arg(long = "redact-json", value_name = "PATH")]
+    redact_json: Vec<String>,
+
+    /// Consumer name written in the recording
+    #[arg(long, default_value = crate::recording::DEFAULT_CONSUMER)]
+    consumer: String,
+
+    /// Provider name written in the recording [default: the target's host]
+    #[arg(long)]
+    provider: Option<String>,
+
+    /// Extra PEM certificate(s) to trust for an https target (a private CA)
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+
+    /// How long the upstream may take to answer before the client gets 504
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    timeout: std::time::Duration,
+
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+
+    /// Port to listen on; 0 picks a free one (printed in the listening line)
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+
+    /// Largest request or recorded response body, in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = server::DEFAULT_MAX_BODY_BYTES)]
+    max_body: usize,
+}
+
+impl ProxyArgs {
+    fn options(self) -> Result<proxy::Options, proxy::ProxyError> {
+        let upstream = proxy::Upstream::new(&self.target, self.ca_cert.as_deref())?;
+        let inject = self
+            .headers
+            .iter()
+            .map(|spec| proxy::injected_header(spec, |name| std::env::var(name).ok()))
+            .collect::<Result<_, _>>()?;
+        let redaction = crate::recording::Redaction::new(&self.redact_headers, &self.redact_json)
+            .map_err(|error| proxy::ProxyError::Header {
+            spec: "--redact-json".into(),
+            reason: error.to_string(),
+        })?;
+        let provider = self.provider.unwrap_or_else(|| upstream.host().to_owned());
+        Ok(proxy::Options {
+            upstream,
+            address: SocketAddr::new(self.host, self.port),
+            record: self.record,
+            spy: self.spy,
+            inject,
+            redaction,
+            consumer: self.consumer,
+            provider,
+            timeout: self.timeout,
+            limits: server::Limits {
+                max_body_bytes: self.max_body,
+                ..server::Limits::default()
+            },
+        })
+    }
+}
+
+/// `200ms`, `30s`, `2m`: a number and a unit.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration such as 200ms, 30s or 2m, found {text:?}"))?;
+    let seconds = match unit {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return Err(format!("expected a unit of ms, s, m or h in {text:?}")),
+    };
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 const STUB_HELP: &str = "\
@@ -139,6 +277,10 @@ fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Stub(args) => {
             runtime.block_on(stub::run(args.options(), announce, stop_signal()))?
+        }
+        Command::Proxy(args) => {
+            let options = args.options()?;
+            runtime.block_on(proxy::run(options, announce, stop_signal()))?
         }
     }
     Ok(())

@@ -4,6 +4,8 @@
 //! exit code (README, "Exit codes") and adds a hint where one helps.
 
 use crate::contract::ContractError;
+use crate::proxy::ProxyError;
+use crate::recording::recorder::RecordError;
 use crate::stub::StubError;
 
 /// Everything worked.
@@ -20,6 +22,8 @@ pub const EXIT_CANNOT_RUN: u8 = 3;
 pub enum Error {
     #[error(transparent)]
     Stub(#[from] StubError),
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -29,12 +33,18 @@ impl Error {
         match self {
             Error::Stub(StubError::Contract(_)) => EXIT_BAD_INPUT,
             Error::Stub(StubError::Bind { .. }) | Error::Runtime(_) => EXIT_CANNOT_RUN,
+            Error::Proxy(
+                ProxyError::Bind { .. }
+                | ProxyError::Record(RecordError::Io { .. } | RecordError::Stopped),
+            ) => EXIT_CANNOT_RUN,
+            Error::Proxy(_) => EXIT_BAD_INPUT,
         }
     }
 
     pub fn hint(&self) -> Option<&'static str> {
         match self {
             Error::Stub(StubError::Bind { source, .. })
+            | Error::Proxy(ProxyError::Bind { source, .. })
                 if source.kind() == std::io::ErrorKind::AddrInUse =>
             {
                 Some("another process listens there; `--port 0` picks a free port")

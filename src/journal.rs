@@ -33,6 +33,9 @@ pub struct Entry {
     /// The W3C trace id from `traceparent`, to follow a request across parts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// What a proxy did with it: forwarded (and recorded), replayed, or why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -137,6 +140,7 @@ mod tests {
             closest: Vec::new(),
             duration_us: 0,
             trace_id: None,
+            note: None,
         }
     }
 

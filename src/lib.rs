@@ -8,4 +8,7 @@ pub mod contract;
 pub mod error;
 pub mod journal;
 pub mod matching;
+pub mod proxy;
+pub mod recording;
+pub mod server;
 pub mod stub;

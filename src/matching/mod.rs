@@ -131,7 +131,7 @@ impl Expectation {
             contexts,
             rules,
             json_body,
-            literal_query: literal_query.map(|query| decoded(&query)),
+            literal_query: literal_query.map(|query| percent_decoded(&query)),
             request,
         }
     }
@@ -323,7 +323,8 @@ impl std::ops::Deref for Actual {
     }
 }
 
-fn decoded(text: &str) -> String {
+/// `text` with its percent-escapes decoded (left as it is when that is not UTF-8).
+pub fn percent_decoded(text: &str) -> String {
     percent_encoding::percent_decode_str(text)
         .decode_utf8()
         .map(|text| text.into_owned())
@@ -333,7 +334,7 @@ fn decoded(text: &str) -> String {
 /// Shapes a received request the way Pact compares it: the path percent-decoded, the query
 /// decoded into parameters, header values split where the header is a list.
 pub fn actual_request(received: Received<'_>, body: Bytes) -> Actual {
-    let path = decoded(received.path);
+    let path = percent_decoded(received.path);
     let query = received
         .query
         .and_then(pact_models::query_strings::parse_query_string);
@@ -362,7 +363,7 @@ pub fn actual_request(received: Received<'_>, body: Bytes) -> Actual {
             body,
             ..HttpRequest::default()
         },
-        query_text: received.query.map(decoded),
+        query_text: received.query.map(percent_decoded),
         json: OnceLock::new(),
     }
 }

@@ -25,10 +25,6 @@ use crate::matching::{self, describe, Received};
 /// Closest interactions shown for a miss: enough to spot a typo, short enough to read.
 pub const CLOSEST_SHOWN: usize = 3;
 
-/// The header that marks a stub's own "nothing matched" answer, so a test can tell it from
-/// a 404 the contract itself specifies.
-pub const UNMATCHED_HEADER: &str = "x-envd-unmatched";
-
 /// Loads contracts into a catalog; nothing is served until every file has loaded.
 pub fn load(paths: &[PathBuf]) -> Result<Catalog, ContractError> {
     let (interactions, skipped) = contract::load(paths)?;
@@ -134,8 +130,35 @@ impl Stub {
                 .iter()
                 .find(|(name, _)| name.eq_ignore_ascii_case("traceparent"))
                 .and_then(|(_, value)| journal::trace_id(value)),
+            note: None,
         });
         reply
+    }
+
+    /// Answers a request only if an interaction matches it (journaled as replayed); a miss
+    /// is left to the caller, unjournaled. A spying proxy forwards those.
+    pub fn replay(&self, received: Received<'_>, body: Bytes, started: Instant) -> Option<Reply> {
+        let catalog = self.catalog.load();
+        let states = self.states.load();
+        let actual = matching::actual_request(received, body);
+        let id = catalog.find(&actual, &states)?;
+        let reply = catalog.reply(id, &states);
+        self.journal.record(Entry {
+            seq: 0,
+            at_ms: journal::now_ms(),
+            method: received.method.to_owned(),
+            target: match received.query {
+                Some(query) => format!("{}?{query}", received.path),
+                None => received.path.to_owned(),
+            },
+            status: reply.status,
+            matched: Some(catalog.served()[id].description.clone()),
+            closest: Vec::new(),
+            duration_us: started.elapsed().as_micros() as u64,
+            trace_id: None,
+            note: Some("replayed from the recording".to_owned()),
+        });
+        Some(reply)
     }
 }
 
@@ -175,32 +198,7 @@ fn unmatched(
         },
         "closest": closest,
     });
-    problem_reply(404, &problem, true)
-}
-
-/// An `application/problem+json` reply.
-pub fn problem_reply(status: u16, problem: &Value, unmatched: bool) -> Reply {
-    let mut headers = vec![(
-        "Content-Type".to_owned(),
-        "application/problem+json".to_owned(),
-    )];
-    if unmatched {
-        headers.push((UNMATCHED_HEADER.to_owned(), "true".to_owned()));
-    }
-    Reply::plain(
-        status,
-        headers,
-        Bytes::from(serde_json::to_vec_pretty(problem).unwrap_or_default()),
-    )
-}
-
-/// A small problem reply for errors of the transport (too large, too slow, bad admin call).
-pub fn problem(status: u16, title: &str, detail: impl Into<String>) -> Reply {
-    problem_reply(
-        status,
-        &json!({"type": "about:blank", "title": title, "status": status, "detail": detail.into()}),
-        false,
-    )
+    crate::server::problem_reply(404, &problem, true)
 }
 
 /// Why a stub could not start.
@@ -222,7 +220,7 @@ pub struct Options {
     pub address: std::net::SocketAddr,
     pub states: Vec<ActiveState>,
     pub watch: bool,
-    pub limits: server::Limits,
+    pub limits: crate::server::Limits,
 }
 
 /// Loads the contracts, binds, calls `listening` with the bound address once connections
@@ -258,7 +256,11 @@ pub async fn run(
         ));
     }
     listening(address);
-    let server = server::serve(listener, stub, options.limits, async move {
+    let service = Arc::new(server::StubService {
+        stub,
+        limits: options.limits,
+    });
+    let server = crate::server::serve(listener, service, options.limits, async move {
         shutdown.await;
         tracing::info!("stopping: no new connections; draining open ones");
         let _ = stop.send(());

@@ -78,13 +78,23 @@ impl Envd {
     /// Starts `envd COMMAND ARGS… --port 0`; `Err` holds the exit status and stderr when it
     /// exits instead of listening.
     pub fn start(command: &str, args: &[&str]) -> Result<Envd, String> {
+        Self::start_with_env(command, args, &[])
+    }
+
+    /// [`Envd::start`] with extra environment variables.
+    pub fn start_with_env(
+        command: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Envd, String> {
         let logs = tempfile::tempdir().expect("log directory");
         let stderr = logs.path().join("stderr.log");
         let mut child = Command::new(binary())
             .arg(command)
             .args(args)
             .args(["--port", "0"])
-            .env("ENVD_LOG", "info")
+            .env("ENVD_LOG", "envd=debug,info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(fs::File::create(&stderr).expect("stderr file"))
@@ -142,10 +152,15 @@ impl Envd {
     }
 
     /// Sends SIGTERM and waits for the process to exit.
-    pub fn terminate(mut self) -> ExitStatus {
+    pub fn terminate(self) -> ExitStatus {
+        self.signal("-TERM")
+    }
+
+    /// Sends `signal` (`-TERM`, `-KILL`, …) and waits for the process to exit.
+    pub fn signal(mut self, signal: &str) -> ExitStatus {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([signal, &pid])
             .status()
             .expect("kill");
         assert!(sent.success());
@@ -262,6 +277,12 @@ impl Request {
     }
 
     pub fn send(self) -> Reply {
+        self.try_send()
+            .unwrap_or_else(|error| panic!("HTTP exchange failed: {error}"))
+    }
+
+    /// Sends the request; `Err` says why no whole response arrived.
+    pub fn try_send(self) -> Result<Reply, String> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -273,21 +294,21 @@ impl Request {
             let request = self.builder.body(Full::new(self.body)).expect("request");
             let response = tokio::time::timeout(DEADLINE, client.request(request))
                 .await
-                .expect("answer within the deadline")
-                .expect("HTTP exchange");
+                .map_err(|_| format!("no answer within {DEADLINE:?}"))?
+                .map_err(|error| error.to_string())?;
             let status = response.status().as_u16();
             let headers = response.headers().clone();
             let body = response
                 .into_body()
                 .collect()
                 .await
-                .expect("body")
+                .map_err(|error| error.to_string())?
                 .to_bytes();
-            Reply {
+            Ok(Reply {
                 status,
                 headers,
                 body,
-            }
+            })
         })
     }
 }
@@ -304,4 +325,37 @@ pub fn pact(version: &str, interactions: Value) -> Value {
         "interactions": interactions,
         "metadata": {"pactSpecification": {"version": version}}
     })
+}
+
+/// A fake staging service: a wiremock-rs `MockServer` on its own runtime, so that tests
+/// stay synchronous like the rest of the harness.
+pub struct Staging {
+    runtime: tokio::runtime::Runtime,
+    pub server: wiremock::MockServer,
+}
+
+impl Staging {
+    pub fn start() -> Staging {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = runtime.block_on(wiremock::MockServer::start());
+        Staging { runtime, server }
+    }
+
+    pub fn mock(&self, mock: wiremock::Mock) {
+        self.runtime.block_on(mock.mount(&self.server));
+    }
+
+    pub fn received(&self) -> Vec<wiremock::Request> {
+        self.runtime
+            .block_on(self.server.received_requests())
+            .unwrap_or_default()
+    }
+
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
 }

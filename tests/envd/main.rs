@@ -4,5 +4,6 @@ mod harness;
 
 mod bad_input;
 mod misses;
+mod proxy;
 mod serving;
 mod watch;

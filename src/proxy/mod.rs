@@ -1,0 +1,527 @@
+//! `envd proxy`: forward to a staging service, record what crossed, and with `--spy` answer
+//! from the recording first.
+//!
+//! Pass-through traffic is streamed both ways. When recording, both bodies are buffered
+//! (they are recorded whole) and the response is released only once its exchange is durable
+//! (see `recording::recorder`).
+
+mod upstream;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Method, Request, Response};
+use serde_json::json;
+
+pub use upstream::{Upstream, UpstreamError};
+
+use crate::contract::ContractError;
+use crate::journal::{self, Entry};
+use crate::matching::Received;
+use crate::recording::recorder::{RecordError, Recorder};
+use crate::recording::{Exchange, RecordedRequest, RecordedResponse, Redaction, HOP_BY_HOP};
+use crate::server::{self, problem, read_body, response, Body, Handler, Limits};
+use crate::stub::{Catalog, Stub};
+
+/// How long an upstream may take to answer before the client gets 504: long enough for a
+/// slow staging service, short enough that a test fails with a reason instead of hanging.
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Contract(#[from] ContractError),
+    #[error("--spy needs --record FILE: the recording it answers from and adds to")]
+    SpyWithoutRecording,
+    #[error("--header {spec:?}: {reason}")]
+    Header { spec: String, reason: String },
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Everything `envd proxy` needs, validated.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub upstream: Upstream,
+    pub address: SocketAddr,
+    pub record: Option<PathBuf>,
+    pub spy: bool,
+    /// Headers added to every upstream request; their values never reach a recording or a
+    /// log.
+    pub inject: Vec<(HeaderName, HeaderValue)>,
+    pub redaction: Redaction,
+    pub consumer: String,
+    pub provider: String,
+    pub timeout: Duration,
+    pub limits: Limits,
+}
+
+/// A running proxy's state, shared by every connection.
+pub struct Proxy {
+    upstream: Upstream,
+    inject: Vec<(HeaderName, HeaderValue)>,
+    redaction: Redaction,
+    recorder: Option<Recorder>,
+    /// The recording as a stub: answers first in spy mode; its journal is the proxy's.
+    replay: Arc<Stub>,
+    spy: bool,
+    timeout: Duration,
+    limits: Limits,
+}
+
+/// Starts the proxy, calls `listening` with the bound address, and serves until `shutdown`;
+/// then writes the recording whole.
+pub async fn run(
+    options: Options,
+    listening: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ProxyError> {
+    if options.spy && options.record.is_none() {
+        return Err(ProxyError::SpyWithoutRecording);
+    }
+    let recorder = match &options.record {
+        Some(path) => Some(Recorder::open(path, &options.consumer, &options.provider)?),
+        None => None,
+    };
+    let catalog = match (&options.record, options.spy) {
+        (Some(path), true) if path.exists() => crate::stub::load(std::slice::from_ref(path))?,
+        _ => Catalog::default(),
+    };
+    let listener = tokio::net::TcpListener::bind(options.address)
+        .await
+        .map_err(|source| ProxyError::Bind {
+            address: options.address,
+            source,
+        })?;
+    let address = listener.local_addr().map_err(|source| ProxyError::Bind {
+        address: options.address,
+        source,
+    })?;
+    let proxy = Arc::new(Proxy {
+        upstream: options.upstream,
+        inject: options.inject,
+        redaction: options.redaction,
+        recorder,
+        replay: Arc::new(Stub::new(catalog, Vec::new())),
+        spy: options.spy,
+        timeout: options.timeout,
+        limits: options.limits,
+    });
+    tracing::info!(upstream = %proxy.upstream, recording = ?options.record, spy = options.spy, "proxy ready");
+    listening(address);
+    server::serve(listener, proxy.clone(), options.limits, async move {
+        shutdown.await;
+        tracing::info!("stopping: no new connections; draining open ones");
+    })
+    .await;
+    let proxy = Arc::into_inner(proxy).expect("connections hold no proxy after draining");
+    if let Some(recorder) = proxy.recorder {
+        let path = recorder.path().to_owned();
+        let count = recorder.finish().await?;
+        tracing::info!(interactions = count, recording = %path.display(), "recording written");
+    }
+    Ok(())
+}
+
+/// Parses `--header 'NAME: VALUE'`, expanding `${VAR}` from `variable`. A missing variable
+/// is an error naming it; the value itself never appears in an error or a log.
+pub fn injected_header(
+    spec: &str,
+    variable: impl Fn(&str) -> Option<String>,
+) -> Result<(HeaderName, HeaderValue), ProxyError> {
+    let fail = |reason: String| ProxyError::Header {
+        spec: spec.split(':').next().unwrap_or_default().to_owned() + ": …",
+        reason,
+    };
+    let (name, template) = spec
+        .split_once(':')
+        .ok_or_else(|| fail("expected NAME: VALUE".into()))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| fail(format!("{:?} is not a header name", name.trim())))?;
+    let mut value = String::new();
+    let mut rest = template.trim();
+    while let Some(start) = rest.find("${") {
+        value.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| fail("expected ${NAME} with a closing brace".into()))?;
+        let variable_name = &after[..end];
+        let expanded = variable(variable_name).ok_or_else(|| {
+            fail(format!(
+                "the environment variable {variable_name} is not set"
+            ))
+        })?;
+        value.push_str(&expanded);
+        rest = &after[end + 1..];
+    }
+    value.push_str(rest);
+    let mut value = HeaderValue::from_str(&value)
+        .map_err(|_| fail("the value is not a valid header value".into()))?;
+    value.set_sensitive(true);
+    Ok((name, value))
+}
+
+impl Handler for Proxy {
+    async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let started = Instant::now();
+        // Never an open proxy: only origin-form targets are forwarded, to the one upstream.
+        if request.method() == Method::CONNECT || request.uri().authority().is_some() {
+            return response(problem(
+                400,
+                "not an open proxy",
+                "envd forwards only to its configured upstream: send origin-form requests (GET /path)",
+            ));
+        }
+        if let Some(admin) = request.uri().path().strip_prefix("/__envd/") {
+            return response(self.admin(request.method(), admin));
+        }
+        let buffer = self.recorder.is_some();
+        let (parts, body) = request.into_parts();
+        let body = if buffer {
+            match read_body(body, self.limits).await {
+                Ok(bytes) => Either::Left(Full::new(bytes)),
+                Err(reply) => return response(reply),
+            }
+        } else {
+            Either::Right(body)
+        };
+        if self.spy {
+            if let Either::Left(full) = &body {
+                let bytes = full
+                    .clone()
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
+                let headers = header_pairs(&parts.headers);
+                let received = Received {
+                    method: parts.method.as_str(),
+                    path: parts.uri.path(),
+                    query: parts.uri.query(),
+                    headers: &headers,
+                };
+                if let Some(reply) = self.replay.replay(received, bytes, started) {
+                    return response(reply);
+                }
+            }
+        }
+        self.forward(parts, body, peer, started).await
+    }
+}
+
+impl Proxy {
+    async fn forward(
+        &self,
+        parts: hyper::http::request::Parts,
+        body: Body,
+        peer: SocketAddr,
+        started: Instant,
+    ) -> Response<Body> {
+        let target = self.upstream.uri(parts.uri.path_and_query());
+        let recorded_request = match &body {
+            Either::Left(full) => Some(RecordedRequest {
+                method: parts.method.to_string(),
+                path: crate::matching::percent_decoded(parts.uri.path()),
+                query: parts.uri.query().map(str::to_owned),
+                headers: header_pairs(&parts.headers)
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                    .collect(),
+                body: full
+                    .clone()
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default(),
+            }),
+            Either::Right(_) => None,
+        };
+        let mut outgoing = Request::builder()
+            .method(parts.method.clone())
+            .uri(target.clone())
+            .body(body)
+            .expect("a request built from a valid one is valid");
+        let headers = outgoing.headers_mut();
+        copy_end_to_end(&parts.headers, headers);
+        headers.remove(hyper::header::HOST);
+        let forwarded_for = match parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(earlier) => format!("{earlier}, {}", peer.ip()),
+            None => peer.ip().to_string(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+            headers.insert("x-forwarded-for", value);
+        }
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        if let Some(host) = parts.headers.get(hyper::header::HOST) {
+            headers.insert("x-forwarded-host", host.clone());
+        }
+        for (name, value) in &self.inject {
+            headers.insert(name.clone(), value.clone());
+        }
+        let sent = Instant::now();
+        let answer =
+            tokio::time::timeout(self.timeout, self.upstream.client().request(outgoing)).await;
+        let upstream_response = match answer {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(error)) => {
+                return self.failed(
+                    &parts,
+                    started,
+                    502,
+                    "upstream failed",
+                    &target,
+                    &chain(&error),
+                );
+            }
+            Err(_) => {
+                let why = format!("no answer within {:?}", self.timeout);
+                return self.failed(&parts, started, 504, "upstream timed out", &target, &why);
+            }
+        };
+        let (mut answer_parts, answer_body) = upstream_response.into_parts();
+        strip_hop_by_hop(&mut answer_parts.headers);
+        let Some(request) = recorded_request else {
+            let status = answer_parts.status.as_u16();
+            self.journal(&parts, started, status, format!("forwarded to {target}"));
+            return Response::from_parts(answer_parts, Either::Right(answer_body));
+        };
+        let read = Limited::new(answer_body, self.limits.max_body_bytes).collect();
+        let body = match tokio::time::timeout(self.timeout, read).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(error)) => {
+                let why = format!("the response body broke off: {error}");
+                return self.failed(&parts, started, 502, "upstream failed", &target, &why);
+            }
+            Err(_) => {
+                let why = format!("the response body did not arrive within {:?}", self.timeout);
+                return self.failed(&parts, started, 504, "upstream timed out", &target, &why);
+            }
+        };
+        let exchange = Exchange {
+            request,
+            response: RecordedResponse {
+                status: answer_parts.status.as_u16(),
+                headers: header_pairs(&answer_parts.headers)
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                    .collect(),
+                body: body.clone(),
+            },
+            latency: Some(sent.elapsed()),
+        };
+        if let Err(error) = self.record(&exchange).await {
+            // The upstream answered, but the exchange is not durable: say so rather than
+            // hand out a response the recording will not have.
+            let why = format!("the exchange could not be recorded: {error}");
+            return self.failed(&parts, started, 502, "recording failed", &target, &why);
+        }
+        self.journal(
+            &parts,
+            started,
+            exchange.response.status,
+            format!("forwarded to {target} and recorded"),
+        );
+        Response::from_parts(answer_parts, Either::Left(Full::new(body)))
+    }
+
+    async fn record(&self, exchange: &Exchange) -> Result<(), RecordError> {
+        let Some(recorder) = &self.recorder else {
+            return Ok(());
+        };
+        let new = recorder
+            .append(exchange.interaction(&self.redaction))
+            .await?;
+        if new && self.spy {
+            // The new exchange is answered from the recording from now on.
+            let document = recorder.snapshot().await?;
+            let text = document.to_string();
+            match crate::contract::load_text(recorder.path(), text.as_bytes()) {
+                Ok((interactions, skipped)) => self
+                    .replay
+                    .replace_catalog(Catalog::new(interactions, skipped)),
+                Err(error) => {
+                    tracing::error!(%error, "the recording no longer loads as a contract")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn failed(
+        &self,
+        parts: &hyper::http::request::Parts,
+        started: Instant,
+        status: u16,
+        title: &str,
+        target: &hyper::Uri,
+        why: &str,
+    ) -> Response<Body> {
+        let detail = format!("{} {target}: {why}", parts.method);
+        tracing::warn!(%status, %detail, "upstream error");
+        self.journal(parts, started, status, detail.clone());
+        response(crate::server::problem_reply(
+            status,
+            &json!({
+                "type": "urn:envd:problem:upstream",
+                "title": title,
+                "status": status,
+                "detail": detail,
+                "upstream": self.upstream.to_string(),
+            }),
+            false,
+        ))
+    }
+
+    fn journal(
+        &self,
+        parts: &hyper::http::request::Parts,
+        started: Instant,
+        status: u16,
+        note: String,
+    ) {
+        let target = match parts.uri.query() {
+            Some(query) => format!("{}?{query}", parts.uri.path()),
+            None => parts.uri.path().to_owned(),
+        };
+        self.replay.journal().record(Entry {
+            seq: 0,
+            at_ms: journal::now_ms(),
+            method: parts.method.to_string(),
+            target,
+            status,
+            matched: None,
+            closest: Vec::new(),
+            duration_us: started.elapsed().as_micros() as u64,
+            trace_id: parts
+                .headers
+                .get("traceparent")
+                .and_then(|value| value.to_str().ok())
+                .and_then(journal::trace_id),
+            note: Some(note),
+        });
+    }
+
+    fn admin(&self, method: &Method, path: &str) -> crate::stub::Reply {
+        match (method, path) {
+            (&Method::GET, "health") => {
+                json_reply(&json!({"status": "ok", "upstream": self.upstream.to_string()}))
+            }
+            (&Method::GET, "journal") => {
+                json_reply(&json!({"entries": self.replay.journal().recent(false, 100)}))
+            }
+            _ => problem(
+                404,
+                "no such admin endpoint",
+                format!("/__envd/{path}: expected one of health, journal"),
+            ),
+        }
+    }
+}
+
+fn json_reply(value: &serde_json::Value) -> crate::stub::Reply {
+    crate::stub::Reply::plain(
+        200,
+        vec![("Content-Type".to_owned(), "application/json".to_owned())],
+        Bytes::from(serde_json::to_vec_pretty(value).unwrap_or_default()),
+    )
+}
+
+fn header_pairs(headers: &hyper::HeaderMap) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+        .collect()
+}
+
+/// Copies the headers that describe the message, not the hop (and not the ones named in
+/// `Connection`, which are hop-by-hop too).
+fn copy_end_to_end(from: &hyper::HeaderMap, to: &mut hyper::HeaderMap) {
+    let named: Vec<String> = from
+        .get_all(hyper::header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .collect();
+    for (name, value) in from {
+        let lower = name.as_str();
+        if !HOP_BY_HOP.contains(&lower) && !named.iter().any(|n| n == lower) {
+            to.append(name.clone(), value.clone());
+        }
+    }
+}
+
+fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
+    for name in HOP_BY_HOP.iter().filter(|name| **name != "content-length") {
+        headers.remove(*name);
+    }
+}
+
+/// An error and its causes on one line: `client error (Connect): tcp connect error: …`.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut words = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        words.push_str(": ");
+        words.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(spec: &str, expected: Result<(&str, &str), &str>) {
+        let variables = |name: &str| (name == "TOKEN").then(|| "s3cr3t".to_owned());
+        match (injected_header(spec, variables), expected) {
+            (Ok((name, value)), Ok((want_name, want_value))) => {
+                assert_eq!(
+                    (name.as_str(), value.to_str().unwrap()),
+                    (want_name, want_value)
+                );
+            }
+            (Err(error), Err(message)) => {
+                assert_eq!(error.to_string(), message);
+                assert!(!error.to_string().contains("s3cr3t"));
+            }
+            (got, want) => panic!("{spec}: got {got:?}, expected {want:?}"),
+        }
+    }
+
+    #[test]
+    fn injected_headers_expand_the_environment() {
+        check(
+            "Authorization: Bearer ${TOKEN}",
+            Ok(("authorization", "Bearer s3cr3t")),
+        );
+        check("X-Team: payments", Ok(("x-team", "payments")));
+        check(
+            "Authorization: Bearer ${MISSING}",
+            Err("--header \"Authorization: …\": the environment variable MISSING is not set"),
+        );
+        check(
+            "no colon",
+            Err("--header \"no colon: …\": expected NAME: VALUE"),
+        );
+    }
+}

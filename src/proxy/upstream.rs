@@ -1,0 +1,155 @@
+//! The staging service a proxy forwards to, and the pooled client that reaches it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::http::uri::{Authority, PathAndQuery, Scheme};
+use hyper::Uri;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::server::Body;
+
+/// Idle upstream connections are kept this long for reuse: staging services behind load
+/// balancers commonly close idle connections after 60 s or more.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("--target {target:?}: expected an http:// or https:// URL with a host, such as https://users.staging.example.com")]
+    Target { target: String },
+    #[error("--ca-cert {path}: {reason}")]
+    CaCert { path: PathBuf, reason: String },
+}
+
+/// Where requests go: scheme, host and an optional base path that prefixes every request.
+#[derive(Clone)]
+pub struct Upstream {
+    scheme: Scheme,
+    authority: Authority,
+    base_path: String,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Upstream({self})")
+    }
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)
+    }
+}
+
+impl Upstream {
+    /// Parses `target`; https uses the system's roots plus `ca_cert` (a PEM file) if given.
+    pub fn new(target: &str, ca_cert: Option<&Path>) -> Result<Self, UpstreamError> {
+        let invalid = || UpstreamError::Target {
+            target: target.to_owned(),
+        };
+        let uri: Uri = target.parse().map_err(|_| invalid())?;
+        let scheme = uri.scheme().cloned().ok_or_else(invalid)?;
+        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+            return Err(invalid());
+        }
+        let authority = uri.authority().cloned().ok_or_else(invalid)?;
+        if uri.query().is_some() {
+            return Err(invalid());
+        }
+        let base_path = uri.path().trim_end_matches('/').to_owned();
+        Ok(Upstream {
+            client: client(ca_cert)?,
+            scheme,
+            authority,
+            base_path,
+        })
+    }
+
+    /// The upstream URI for a request's path and query.
+    pub fn uri(&self, path_and_query: Option<&PathAndQuery>) -> Uri {
+        let tail = path_and_query.map(PathAndQuery::as_str).unwrap_or("/");
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(format!("{}{tail}", self.base_path))
+            .build()
+            .expect("a valid authority and an origin-form path make a valid URI")
+    }
+
+    /// The host name, for naming the provider of a recording.
+    pub fn host(&self) -> &str {
+        self.authority.host()
+    }
+
+    pub fn client(&self) -> &Client<HttpsConnector<HttpConnector>, Body> {
+        &self.client
+    }
+}
+
+fn client(
+    ca_cert: Option<&Path>,
+) -> Result<Client<HttpsConnector<HttpConnector>, Body>, UpstreamError> {
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable system certificates are skipped, not fatal: a private CA may be all that
+    // is needed.
+    for certificate in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(certificate);
+    }
+    if let Some(path) = ca_cert {
+        let ca_error = |reason: String| UpstreamError::CaCert {
+            path: path.to_owned(),
+            reason,
+        };
+        use rustls::pki_types::pem::PemObject;
+        let certificates: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|error| ca_error(error.to_string()))?
+            .collect::<Result<_, _>>()
+            .map_err(|error| ca_error(error.to_string()))?;
+        if certificates.is_empty() {
+            return Err(ca_error("expected PEM certificates, found none".into()));
+        }
+        for certificate in certificates {
+            roots
+                .add(certificate)
+                .map_err(|error| ca_error(error.to_string()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .build();
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .build(connector))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let upstream = Upstream::new("https://users.staging.example.com/api/", None).unwrap();
+        let path: PathAndQuery = "/v1/users?id=7".parse().unwrap();
+        assert_eq!(
+            upstream.uri(Some(&path)).to_string(),
+            "https://users.staging.example.com/api/v1/users?id=7"
+        );
+        for bad in ["users.staging", "ftp://x", "http://host/?q=1", ""] {
+            assert!(Upstream::new(bad, None).is_err(), "{bad} accepted");
+        }
+    }
+}

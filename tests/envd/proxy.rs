@@ -1,0 +1,412 @@
+//! `envd proxy` in front of a fake staging service (wiremock-rs): forwarding, recording,
+//! redaction, spy mode, upstream failures, crash safety.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::harness::{get, http, Envd, Staging, Workdir};
+
+fn recorded(file: &std::path::Path) -> Value {
+    serde_json::from_slice(&std::fs::read(file).expect("recording written"))
+        .expect("recording is JSON")
+}
+
+#[test]
+fn forwards_with_rewritten_hop_headers_and_injected_ones() {
+    let staging = Staging::start();
+    staging.mock(
+        Mock::given(method("POST"))
+            .and(path("/api/users"))
+            .and(query_param("team", "a b"))
+            .and(header("x-staging-key", "k-123"))
+            .respond_with(
+                ResponseTemplate::new(201)
+                    .set_body_json(json!({"id": 7}))
+                    .insert_header("x-upstream", "yes"),
+            ),
+    );
+    let target = format!("{}/api", staging.uri());
+    let proxy = Envd::start_with_env(
+        "proxy",
+        &["--target", &target, "--header", "X-Staging-Key: ${KEY}"],
+        &[("KEY", "k-123")],
+    )
+    .expect("proxy starts");
+    let reply = http("POST", &format!("{}/users?team=a%20b", proxy.url))
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "dropped")
+        .json(&json!({"name": "Ada"}))
+        .send();
+    assert_eq!((reply.status, reply.json()), (201, json!({"id": 7})));
+    assert_eq!(reply.header("x-upstream"), Some("yes"));
+
+    let seen = &staging.received()[0];
+    let host = staging.uri().trim_start_matches("http://").to_owned();
+    let header_of = |name: &str| {
+        seen.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(header_of("host"), Some(host), "Host is the upstream's");
+    assert_eq!(header_of("x-forwarded-for").as_deref(), Some("127.0.0.1"));
+    assert_eq!(header_of("x-forwarded-proto").as_deref(), Some("http"));
+    assert_eq!(
+        header_of("x-hop"),
+        None,
+        "headers named in Connection are hop-by-hop"
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&seen.body).unwrap(),
+        json!({"name": "Ada"})
+    );
+    assert!(
+        !proxy.stderr().contains("k-123"),
+        "an injected value reached the log"
+    );
+}
+
+#[test]
+fn a_recording_replays_the_same_answers() {
+    let staging = Staging::start();
+    staging.mock(
+        Mock::given(method("GET"))
+            .and(path("/items/1"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"id": 1, "name": "lamp"})),
+            ),
+    );
+    staging.mock(
+        Mock::given(method("POST"))
+            .and(path("/orders"))
+            .respond_with(
+                ResponseTemplate::new(201)
+                    .set_body_string("created")
+                    .insert_header("content-type", "text/plain"),
+            ),
+    );
+    let work = Workdir::new();
+    let file = work.path("stubs/inventory.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let file_arg = file.display().to_string();
+    let proxy = Envd::start(
+        "proxy",
+        &[
+            "--target",
+            &staging.uri(),
+            "--record",
+            &file_arg,
+            "--provider",
+            "inventory",
+        ],
+    )
+    .expect("proxy starts");
+    let item = format!("{}/items/1", proxy.url);
+    assert_eq!(get(&item).json()["name"], "lamp");
+    assert_eq!(get(&item).status, 200);
+    let order = http("POST", &format!("{}/orders", proxy.url))
+        .json(&json!({"sku": "A"}))
+        .send();
+    assert_eq!((order.status, order.text().as_str()), (201, "created"));
+    assert_eq!(proxy.terminate().code(), Some(0));
+
+    let pact = recorded(&file);
+    assert_eq!(pact["metadata"]["pactSpecification"]["version"], "4.0");
+    assert_eq!(pact["provider"]["name"], "inventory");
+    let interactions = pact["interactions"].as_array().unwrap();
+    assert_eq!(
+        interactions.len(),
+        2,
+        "identical exchanges are stored once: {pact:#}"
+    );
+    assert_eq!(
+        interactions[0]["response"]["body"]["content"],
+        json!({"id": 1, "name": "lamp"})
+    );
+    assert_eq!(interactions[1]["response"]["body"]["content"], "created");
+    assert!(interactions[0]["metadata"]["envd"]["latencyMs"]
+        .as_f64()
+        .is_some());
+
+    let stub = Envd::stub(&["--recording", &file_arg]);
+    assert_eq!(
+        get(&format!("{}/items/1", stub.url)).json(),
+        json!({"id": 1, "name": "lamp"})
+    );
+    let replayed = http("POST", &format!("{}/orders", stub.url))
+        .json(&json!({"sku": "A"}))
+        .send();
+    assert_eq!(
+        (replayed.status, replayed.text().as_str()),
+        (201, "created")
+    );
+}
+
+#[test]
+fn secrets_never_reach_the_recording_or_the_logs() {
+    let staging = Staging::start();
+    staging.mock(
+        Mock::given(method("POST"))
+            .and(path("/login"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("set-cookie", "sid=S3SSION-SSS")
+                    .set_body_json(json!({"token": "T0KEN-TTT", "user": "ada"})),
+            ),
+    );
+    let work = Workdir::new();
+    let file = work.path("users.json");
+    let file_arg = file.display().to_string();
+    let proxy = Envd::start_with_env(
+        "proxy",
+        &[
+            "--target",
+            &staging.uri(),
+            "--record",
+            &file_arg,
+            "--header",
+            "X-Staging-Key: ${KEY}",
+            "--redact-header",
+            "X-Session",
+            "--redact-json",
+            "$.password",
+            "--redact-json",
+            "$.token",
+        ],
+        &[("KEY", "INJECTED-KKK")],
+    )
+    .expect("proxy starts");
+    let login = http("POST", &format!("{}/login", proxy.url))
+        .header("authorization", "Bearer AUTH-AAA")
+        .header("cookie", "session=COOKIE-CCC")
+        .header("x-session", "SESSION-XXX")
+        .json(&json!({"user": "ada", "password": "PASSWORD-PPP"}))
+        .send();
+    assert_eq!(
+        login.json()["token"],
+        "T0KEN-TTT",
+        "the client still gets the real answer"
+    );
+    let logs_before_stop = proxy.stderr();
+    let stderr = {
+        let status = proxy.terminate();
+        assert_eq!(status.code(), Some(0));
+        logs_before_stop
+    };
+    let text = std::fs::read_to_string(&file).unwrap();
+    for secret in [
+        "AUTH-AAA",
+        "COOKIE-CCC",
+        "SESSION-XXX",
+        "PASSWORD-PPP",
+        "T0KEN-TTT",
+        "S3SSION-SSS",
+        "INJECTED-KKK",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret} reached the recording:\n{text}"
+        );
+        assert!(
+            !stderr.contains(secret),
+            "{secret} reached the log:\n{stderr}"
+        );
+    }
+    assert!(text.contains("<redacted>"));
+
+    // The redacted recording still replays, whatever the next client's secrets are.
+    let stub = Envd::stub(&["--recording", &file_arg]);
+    let replay = http("POST", &format!("{}/login", stub.url))
+        .header("authorization", "Bearer another")
+        .header("cookie", "session=another")
+        .header("x-session", "another")
+        .json(&json!({"user": "ada", "password": "another"}))
+        .send();
+    assert_eq!(replay.status, 200, "{}", replay.text());
+}
+
+#[test]
+fn spy_answers_from_the_recording_and_forwards_the_rest() {
+    let staging = Staging::start();
+    staging.mock(
+        Mock::given(path("/a"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("from staging a")),
+    );
+    staging.mock(
+        Mock::given(path("/b"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("from staging b")),
+    );
+    let work = Workdir::new();
+    let file = work.path("users.json").display().to_string();
+    let proxy = Envd::start(
+        "proxy",
+        &["--target", &staging.uri(), "--record", &file, "--spy"],
+    )
+    .expect("proxy starts");
+    for _ in 0..3 {
+        assert_eq!(get(&format!("{}/a", proxy.url)).text(), "from staging a");
+    }
+    assert_eq!(get(&format!("{}/b", proxy.url)).text(), "from staging b");
+    let forwarded: Vec<String> = staging
+        .received()
+        .iter()
+        .map(|r| r.url.path().to_owned())
+        .collect();
+    assert_eq!(
+        forwarded,
+        ["/a", "/b"],
+        "what the recording holds is not forwarded again"
+    );
+    let journal = get(&format!("{}/__envd/journal", proxy.url)).json();
+    let notes: Vec<&str> = journal["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["note"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        notes
+            .iter()
+            .filter(|note| note.starts_with("replayed"))
+            .count(),
+        2,
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn upstream_failures_become_problems_and_the_proxy_survives() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let proxy = Envd::start("proxy", &["--target", &dead]).expect("proxy starts");
+    let down = get(&format!("{}/x", proxy.url));
+    assert_eq!(down.status, 502);
+    assert_eq!(
+        down.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert!(
+        down.json()["detail"].as_str().unwrap().contains(&dead),
+        "{}",
+        down.text()
+    );
+    assert_eq!(get(&format!("{}/__envd/health", proxy.url)).status, 200);
+
+    let staging = Staging::start();
+    staging.mock(
+        Mock::given(path("/slow"))
+            .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(5))),
+    );
+    let proxy = Envd::start("proxy", &["--target", &staging.uri(), "--timeout", "200ms"])
+        .expect("proxy starts");
+    let slow = get(&format!("{}/slow", proxy.url));
+    assert_eq!(slow.status, 504);
+    assert!(slow.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("no answer within 200ms"));
+    let journal = get(&format!("{}/__envd/journal", proxy.url)).json();
+    assert_eq!(
+        journal["entries"][0]["status"], 504,
+        "the miss is journaled"
+    );
+}
+
+#[test]
+fn never_an_open_proxy() {
+    let staging = Staging::start();
+    let proxy = Envd::start("proxy", &["--target", &staging.uri()]).expect("proxy starts");
+    let raw = |request: &str| {
+        let mut stream = TcpStream::connect(proxy.address()).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    assert!(raw(
+        "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n"
+    )
+    .starts_with("HTTP/1.1 400"));
+    assert!(raw(
+        "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n"
+    )
+    .starts_with("HTTP/1.1 400"));
+    assert!(staging.received().is_empty());
+}
+
+#[test]
+fn sigkill_loses_no_exchange_whose_response_was_received() {
+    let staging = Staging::start();
+    staging.mock(
+        Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_string("ok")),
+    );
+    let work = Workdir::new();
+    let file = work.path("recording.json");
+    let file_arg = file.display().to_string();
+    let proxy = Envd::start(
+        "proxy",
+        &["--target", &staging.uri(), "--record", &file_arg],
+    )
+    .expect("proxy starts");
+    let url = proxy.url.clone();
+    let completed = Arc::new(Mutex::new(Vec::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..8)
+        .map(|worker| {
+            let (url, completed, count) = (url.clone(), completed.clone(), count.clone());
+            std::thread::spawn(move || {
+                for k in 0..1000 {
+                    let path = format!("/w{worker}/{k}");
+                    match http("GET", &format!("{url}{path}")).try_send() {
+                        Ok(reply) if reply.status == 200 && reply.text() == "ok" => {
+                            completed.lock().unwrap().push(path);
+                            count.fetch_add(1, Ordering::SeqCst);
+                        }
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    crate::harness::eventually(
+        || (count.load(Ordering::SeqCst) >= 40).then_some(()),
+        "40 recorded exchanges",
+    );
+    proxy.signal("-KILL");
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let completed = completed.lock().unwrap().clone();
+
+    // The next start merges what the journal holds; a clean stop writes the file whole.
+    let again = Envd::start(
+        "proxy",
+        &["--target", &staging.uri(), "--record", &file_arg],
+    )
+    .expect("proxy restarts");
+    assert_eq!(again.terminate().code(), Some(0));
+    let pact = recorded(&file);
+    let recorded: std::collections::HashSet<String> = pact["interactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|one| one["request"]["path"].as_str().unwrap().to_owned())
+        .collect();
+    let lost: Vec<&String> = completed
+        .iter()
+        .filter(|path| !recorded.contains(*path))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} completed exchanges lost: {lost:?}",
+        lost.len(),
+        completed.len()
+    );
+}
