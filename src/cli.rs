@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::daemon;
 use crate::error::{Error, EXIT_OK};
 use crate::proxy;
 use crate::server;
@@ -45,6 +46,87 @@ enum Command {
     /// answer what the recording matches and forward the rest
     #[command(after_help = PROXY_HELP)]
     Proxy(ProxyArgs),
+    /// Run the daemon; today as a staging gateway: allowlisted staging services at
+    /// /routes/NAME/… behind one authenticated endpoint
+    #[command(after_help = DAEMON_HELP)]
+    Daemon(DaemonArgs),
+}
+
+const DAEMON_HELP: &str = "\
+Every request needs `Authorization: Bearer <token>` with the token in --token-file
+(compared in constant time); otherwise 401. The token is removed before forwarding.
+GET /__envd/health answers without a token. An unknown route gets 404. Absolute-form
+targets (GET http://elsewhere/) and CONNECT get 400: the gateway is never an open proxy.
+A listener off loopback needs --tls-cert and --tls-key, or --insecure.
+
+Laptops reach a route with `envd proxy --target envd://HOST:PORT/NAME --token-file F`.
+
+Examples:
+  envd daemon --listen 0.0.0.0:7700 --token-file /etc/envd/token \\
+      --tls-cert /etc/envd/cert.pem --tls-key /etc/envd/key.pem \\
+      --route users=https://users.staging.internal --route payments=http://10.0.3.7:8080
+  envd daemon --listen 127.0.0.1:7700 --token-file token --config routes.json
+
+Exit codes:
+  0  stopped by SIGINT or SIGTERM
+  2  bad arguments: a route, the token file, TLS files, or plain HTTP off loopback
+  3  cannot listen";
+
+#[derive(Debug, Args)]
+struct DaemonArgs {
+    /// Address to listen on, HOST:PORT (port 0 picks a free one)
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+
+    /// File holding the bearer token clients must present
+    #[arg(long, value_name = "FILE")]
+    token_file: PathBuf,
+
+    /// PEM certificate chain for TLS
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key for TLS
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Accept plain HTTP on a listener off loopback (tokens then cross the network in clear)
+    #[arg(long)]
+    insecure: bool,
+
+    /// A staging service exposed at /routes/NAME/…, as NAME=URL; repeatable
+    #[arg(long = "route", value_name = "NAME=URL")]
+    routes: Vec<String>,
+
+    /// Routes from a JSON file: {\"routes\": {\"NAME\": \"URL\"}}
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// How long a staging service may take to answer before the client gets 504
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    timeout: std::time::Duration,
+}
+
+impl DaemonArgs {
+    fn options(self) -> Result<daemon::gateway::Options, daemon::DaemonError> {
+        let mut routes = std::collections::BTreeMap::new();
+        if let Some(config) = &self.config {
+            routes.extend(daemon::gateway::routes_from_file(config)?);
+        }
+        for spec in &self.routes {
+            let (name, upstream) = daemon::gateway::route(spec)?;
+            routes.insert(name, upstream);
+        }
+        Ok(daemon::gateway::Options {
+            listen: self.listen,
+            token: daemon::Token::read(&self.token_file)?,
+            tls: self.tls_cert.zip(self.tls_key),
+            insecure: self.insecure,
+            routes,
+            timeout: self.timeout,
+            limits: server::Limits::default(),
+        })
+    }
 }
 
 const PROXY_HELP: &str = "\
@@ -111,6 +193,11 @@ struct ProxyArgs {
     #[arg(long, value_name = "FILE")]
     ca_cert: Option<PathBuf>,
 
+    /// The gateway's token, for a target `envd://HOST:PORT/NAME` (a route of a staging
+    /// gateway; `envd+http://` for a plain-HTTP gateway on loopback)
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+
     /// How long the upstream may take to answer before the client gets 504
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     timeout: std::time::Duration,
@@ -131,11 +218,25 @@ struct ProxyArgs {
 impl ProxyArgs {
     fn options(self) -> Result<proxy::Options, proxy::ProxyError> {
         let upstream = proxy::Upstream::new(&self.target, self.ca_cert.as_deref())?;
-        let inject = self
+        let mut inject: Vec<_> = self
             .headers
             .iter()
             .map(|spec| proxy::injected_header(spec, |name| std::env::var(name).ok()))
             .collect::<Result<_, _>>()?;
+        if proxy::gateway_route(&self.target).is_some() {
+            let path = self.token_file.as_deref().ok_or_else(|| {
+                proxy::ProxyError::Upstream(proxy::UpstreamError::GatewayToken {
+                    target: self.target.clone(),
+                })
+            })?;
+            let token =
+                crate::daemon::Token::read(path).map_err(|error| proxy::ProxyError::Header {
+                    spec: "--token-file".into(),
+                    reason: error.to_string(),
+                })?;
+            inject.retain(|(name, _)| name != hyper::header::AUTHORIZATION);
+            inject.push((hyper::header::AUTHORIZATION, token.bearer()));
+        }
         let redaction = crate::recording::Redaction::new(&self.redact_headers, &self.redact_json)
             .map_err(|error| proxy::ProxyError::Header {
             spec: "--redact-json".into(),
@@ -282,14 +383,28 @@ fn run(cli: Cli) -> Result<(), Error> {
             let options = args.options()?;
             runtime.block_on(proxy::run(options, announce, stop_signal()))?
         }
+        Command::Daemon(args) => {
+            let options = args.options()?;
+            let scheme = if options.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            let announce = |address| announce_url(&format!("{scheme}://{address}"));
+            runtime.block_on(daemon::gateway::run(options, announce, stop_signal()))?
+        }
     }
     Ok(())
 }
 
 /// The line scripts and test harnesses wait for.
 fn announce(address: SocketAddr) {
+    announce_url(&format!("http://{address}"));
+}
+
+fn announce_url(url: &str) {
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "envd: listening on http://{address}");
+    let _ = writeln!(stdout, "envd: listening on {url}");
     let _ = stdout.flush();
 }
 

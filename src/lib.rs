@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod contract;
+pub mod daemon;
 pub mod error;
 pub mod journal;
 pub mod matching;

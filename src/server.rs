@@ -72,6 +72,28 @@ pub async fn serve<H: Handler>(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_with(listener, None, handler, limits, shutdown).await
+}
+
+/// [`serve`] over TLS: each connection completes a handshake (within the read timeout)
+/// before HTTP starts; ALPN offers h2 and HTTP/1.1.
+pub async fn serve_tls<H: Handler>(
+    listener: TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+    handler: Arc<H>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_with(listener, Some(tls), handler, limits, shutdown).await
+}
+
+async fn serve_with<H: Handler>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    handler: Arc<H>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -103,12 +125,31 @@ pub async fn serve<H: Handler>(
             let handler = handler.clone();
             async move { Ok::<_, Infallible>(handler.handle(request, peer).await) }
         });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let Some(tls) = &tls else {
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let stream = match tokio::time::timeout(limits.read_timeout, tls.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    return tracing::debug!(%peer, %error, "TLS handshake failed");
+                }
+                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+            };
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });
@@ -120,6 +161,43 @@ pub async fn serve<H: Handler>(
             tracing::warn!("connections still open after {DRAIN_DEADLINE:?}; closing them");
         }
     }
+}
+
+/// A TLS acceptor from PEM files: a certificate chain and its private key.
+pub fn tls_acceptor(
+    certificate: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(certificate)
+        .and_then(|certificates| certificates.collect())
+        .map_err(|error| format!("{}: {error}", certificate.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "{}: expected PEM certificates, found none",
+            certificate.display()
+        ));
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|error| format!("{}: {error}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|error| format!("the certificate and key do not form a TLS identity: {error}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Whether a request asks to be forwarded somewhere of its own choosing: CONNECT, or an
+/// HTTP/1 absolute-form target (`GET http://elsewhere/`). (HTTP/2 always carries an
+/// authority; envd forwards only to its configured upstreams whatever it says.)
+pub fn is_open_proxy_request<B>(request: &Request<B>) -> bool {
+    request.method() == hyper::Method::CONNECT
+        || (request.version() < hyper::Version::HTTP_2 && request.uri().scheme().is_some())
 }
 
 /// Reads a whole request body within the limits; the error is the reply to send instead.

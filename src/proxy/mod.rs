@@ -19,7 +19,7 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, Response};
 use serde_json::json;
 
-pub use upstream::{Upstream, UpstreamError};
+pub use upstream::{gateway_route, Upstream, UpstreamError};
 
 use crate::contract::ContractError;
 use crate::journal::{self, Entry};
@@ -136,6 +136,64 @@ pub async fn run(
     Ok(())
 }
 
+/// Why an upstream gave no answer: the status to answer with, and the words.
+pub struct Failure {
+    pub status: u16,
+    pub title: &'static str,
+    pub why: String,
+}
+
+/// Sends a request on to `upstream`: end-to-end headers kept (Host becomes the upstream's),
+/// X-Forwarded-For/-Proto/-Host added, `inject` set over whatever the client sent.
+pub async fn send(
+    upstream: &Upstream,
+    inject: &[(HeaderName, HeaderValue)],
+    parts: &hyper::http::request::Parts,
+    body: Body,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> Result<Response<Incoming>, Failure> {
+    let mut outgoing = Request::builder()
+        .method(parts.method.clone())
+        .uri(upstream.uri(parts.uri.path_and_query()))
+        .body(body)
+        .expect("a request built from a valid one is valid");
+    let headers = outgoing.headers_mut();
+    copy_end_to_end(&parts.headers, headers);
+    headers.remove(hyper::header::HOST);
+    let forwarded_for = match parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok())
+    {
+        Some(earlier) => format!("{earlier}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert("x-forwarded-for", value);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if let Some(host) = parts.headers.get(hyper::header::HOST) {
+        headers.insert("x-forwarded-host", host.clone());
+    }
+    for (name, value) in inject {
+        headers.insert(name.clone(), value.clone());
+    }
+    match tokio::time::timeout(timeout, upstream.client().request(outgoing)).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(error)) => Err(Failure {
+            status: 502,
+            title: "upstream failed",
+            why: chain(&error),
+        }),
+        Err(_) => Err(Failure {
+            status: 504,
+            title: "upstream timed out",
+            why: format!("no answer within {timeout:?}"),
+        }),
+    }
+}
+
 /// Parses `--header 'NAME: VALUE'`, expanding `${VAR}` from `variable`. A missing variable
 /// is an error naming it; the value itself never appears in an error or a log.
 pub fn injected_header(
@@ -179,7 +237,7 @@ impl Handler for Proxy {
     async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let started = Instant::now();
         // Never an open proxy: only origin-form targets are forwarded, to the one upstream.
-        if request.method() == Method::CONNECT || request.uri().authority().is_some() {
+        if server::is_open_proxy_request(&request) {
             return response(problem(
                 400,
                 "not an open proxy",
@@ -250,50 +308,27 @@ impl Proxy {
             }),
             Either::Right(_) => None,
         };
-        let mut outgoing = Request::builder()
-            .method(parts.method.clone())
-            .uri(target.clone())
-            .body(body)
-            .expect("a request built from a valid one is valid");
-        let headers = outgoing.headers_mut();
-        copy_end_to_end(&parts.headers, headers);
-        headers.remove(hyper::header::HOST);
-        let forwarded_for = match parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(earlier) => format!("{earlier}, {}", peer.ip()),
-            None => peer.ip().to_string(),
-        };
-        if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-            headers.insert("x-forwarded-for", value);
-        }
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-        if let Some(host) = parts.headers.get(hyper::header::HOST) {
-            headers.insert("x-forwarded-host", host.clone());
-        }
-        for (name, value) in &self.inject {
-            headers.insert(name.clone(), value.clone());
-        }
         let sent = Instant::now();
-        let answer =
-            tokio::time::timeout(self.timeout, self.upstream.client().request(outgoing)).await;
-        let upstream_response = match answer {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(error)) => {
+        let upstream_response = match send(
+            &self.upstream,
+            &self.inject,
+            &parts,
+            body,
+            peer,
+            self.timeout,
+        )
+        .await
+        {
+            Ok(answer) => answer,
+            Err(failure) => {
                 return self.failed(
                     &parts,
                     started,
-                    502,
-                    "upstream failed",
+                    failure.status,
+                    failure.title,
                     &target,
-                    &chain(&error),
+                    &failure.why,
                 );
-            }
-            Err(_) => {
-                let why = format!("no answer within {:?}", self.timeout);
-                return self.failed(&parts, started, 504, "upstream timed out", &target, &why);
             }
         };
         let (mut answer_parts, answer_body) = upstream_response.into_parts();
@@ -469,7 +504,9 @@ fn copy_end_to_end(from: &hyper::HeaderMap, to: &mut hyper::HeaderMap) {
     }
 }
 
-fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
+/// Removes the hop-by-hop headers of an upstream's answer (Content-Length stays: it is
+/// still true of the body passed on).
+pub fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
     for name in HOP_BY_HOP.iter().filter(|name| **name != "content-length") {
         headers.remove(*name);
     }

@@ -21,6 +21,8 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 pub enum UpstreamError {
     #[error("--target {target:?}: expected an http:// or https:// URL with a host, such as https://users.staging.example.com")]
     Target { target: String },
+    #[error("--target {target}: a gateway target needs --token-file with the gateway's token")]
+    GatewayToken { target: String },
     #[error("--ca-cert {path}: {reason}")]
     CaCert { path: PathBuf, reason: String },
 }
@@ -48,9 +50,15 @@ impl std::fmt::Display for Upstream {
 
 impl Upstream {
     /// Parses `target`; https uses the system's roots plus `ca_cert` (a PEM file) if given.
+    /// `envd://HOST:PORT/NAME` is route NAME of a gateway (TLS); `envd+http://` the same
+    /// in plain HTTP (for loopback tests).
     pub fn new(target: &str, ca_cert: Option<&Path>) -> Result<Self, UpstreamError> {
         let invalid = || UpstreamError::Target {
             target: target.to_owned(),
+        };
+        let target = &match gateway_route(target) {
+            Some((scheme, authority, name)) => format!("{scheme}://{authority}/routes/{name}"),
+            None => target.to_owned(),
         };
         let uri: Uri = target.parse().map_err(|_| invalid())?;
         let scheme = uri.scheme().cloned().ok_or_else(invalid)?;
@@ -89,6 +97,20 @@ impl Upstream {
     pub fn client(&self) -> &Client<HttpsConnector<HttpConnector>, Body> {
         &self.client
     }
+}
+
+/// For a gateway target (`envd://HOST:PORT/NAME` or `envd+http://…`): the scheme to reach
+/// the gateway with, its address and the route name.
+pub fn gateway_route(target: &str) -> Option<(&'static str, &str, &str)> {
+    let (scheme, rest) = if let Some(rest) = target.strip_prefix("envd://") {
+        ("https", rest)
+    } else {
+        ("http", target.strip_prefix("envd+http://")?)
+    };
+    let (authority, name) = rest.split_once('/')?;
+    let name = name.trim_end_matches('/');
+    (!authority.is_empty() && !name.is_empty() && !name.contains('/'))
+        .then_some((scheme, authority, name))
 }
 
 fn client(
@@ -148,7 +170,21 @@ mod tests {
             upstream.uri(Some(&path)).to_string(),
             "https://users.staging.example.com/api/v1/users?id=7"
         );
-        for bad in ["users.staging", "ftp://x", "http://host/?q=1", ""] {
+        let gateway = Upstream::new("envd://gateway.example:7700/users", None).unwrap();
+        assert_eq!(
+            gateway.to_string(),
+            "https://gateway.example:7700/routes/users"
+        );
+        let plain = Upstream::new("envd+http://127.0.0.1:7700/users/", None).unwrap();
+        assert_eq!(plain.to_string(), "http://127.0.0.1:7700/routes/users");
+        for bad in [
+            "users.staging",
+            "ftp://x",
+            "http://host/?q=1",
+            "",
+            "envd://host",
+            "envd://host/a/b",
+        ] {
             assert!(Upstream::new(bad, None).is_err(), "{bad} accepted");
         }
     }

@@ -87,12 +87,22 @@ impl Envd {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Envd, String> {
+        let mut args = args.to_vec();
+        args.extend(["--port", "0"]);
+        Self::launch(command, &args, env)
+    }
+
+    /// Starts `envd daemon ARGS…` (which names its own `--listen` address).
+    pub fn daemon(args: &[&str]) -> Result<Envd, String> {
+        Self::launch("daemon", args, &[])
+    }
+
+    fn launch(command: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Envd, String> {
         let logs = tempfile::tempdir().expect("log directory");
         let stderr = logs.path().join("stderr.log");
         let mut child = Command::new(binary())
             .arg(command)
             .args(args)
-            .args(["--port", "0"])
             .env("ENVD_LOG", "envd=debug,info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -115,6 +125,7 @@ impl Envd {
             match received.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) => {
                     if let Some(url) = line.strip_prefix("envd: listening on ") {
+                        let url = url.trim_end_matches('/');
                         return Ok(Envd {
                             child,
                             url: url.to_owned(),
@@ -175,7 +186,10 @@ impl Envd {
     }
 
     pub fn address(&self) -> String {
-        self.url.trim_start_matches("http://").to_owned()
+        self.url
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_owned()
     }
 }
 

@@ -1,0 +1,238 @@
+//! The staging gateway: allowlisted staging services at `/routes/NAME/…` behind one
+//! authenticated endpoint, so a laptop needs one address instead of a VPN to each service.
+//!
+//! Never an open proxy: only origin-form requests to a configured route are forwarded;
+//! absolute-form targets and CONNECT are refused before anything else is looked at.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Either;
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::{Method, Request, Response};
+use serde_json::json;
+
+use super::{check_listener, DaemonError, Token};
+use crate::proxy::{self, Upstream};
+use crate::server::{self, problem, response, Body, Handler, Limits};
+
+/// Everything a gateway needs, validated.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub listen: SocketAddr,
+    pub token: Token,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub insecure: bool,
+    pub routes: BTreeMap<String, Upstream>,
+    pub timeout: Duration,
+    pub limits: Limits,
+}
+
+/// Parses `NAME=URL`.
+pub fn route(spec: &str) -> Result<(String, Upstream), DaemonError> {
+    let fail = |reason: String| DaemonError::Route {
+        spec: spec.to_owned(),
+        reason,
+    };
+    let (name, url) = spec
+        .split_once('=')
+        .ok_or_else(|| fail("expected NAME=URL".into()))?;
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(fail("a route name is letters, digits, - and _".into()));
+    }
+    let upstream = Upstream::new(url.trim(), None).map_err(|error| fail(error.to_string()))?;
+    Ok((name.to_owned(), upstream))
+}
+
+/// Routes from a JSON config file: `{"routes": {"users": "https://users.staging…"}}`.
+pub fn routes_from_file(path: &Path) -> Result<Vec<(String, Upstream)>, DaemonError> {
+    let fail = |reason: String| DaemonError::Config {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = std::fs::read(path).map_err(|error| fail(error.to_string()))?;
+    let config: serde_json::Value = serde_json::from_slice(&text).map_err(|error| {
+        fail(format!(
+            "{}:{}: invalid JSON: {error}",
+            error.line(),
+            error.column()
+        ))
+    })?;
+    let routes = config
+        .get("routes")
+        .and_then(serde_json::Value::as_object)
+        .ok_or_else(|| fail("#/routes: expected an object of NAME: URL".into()))?;
+    routes
+        .iter()
+        .map(|(name, url)| {
+            let url = url
+                .as_str()
+                .ok_or_else(|| fail(format!("#/routes/{name}: expected a URL string")))?;
+            route(&format!("{name}={url}"))
+        })
+        .collect()
+}
+
+pub struct Gateway {
+    token: Token,
+    routes: BTreeMap<String, Upstream>,
+    timeout: Duration,
+}
+
+/// Binds, calls `listening` with the address, and serves until `shutdown`.
+pub async fn run(
+    options: Options,
+    listening: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    check_listener(options.listen, options.tls.is_some(), options.insecure)?;
+    if options.routes.is_empty() {
+        return Err(DaemonError::NoRoutes);
+    }
+    let tls = match &options.tls {
+        Some((certificate, key)) => {
+            Some(server::tls_acceptor(certificate, key).map_err(DaemonError::Tls)?)
+        }
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            address: options.listen,
+            source,
+        })?;
+    let address = listener.local_addr().map_err(|source| DaemonError::Bind {
+        address: options.listen,
+        source,
+    })?;
+    if !address.ip().is_loopback() && tls.is_none() {
+        tracing::warn!(%address, "serving plain HTTP off loopback (--insecure): tokens cross the network in clear");
+    }
+    let routes: Vec<&String> = options.routes.keys().collect();
+    tracing::info!(?routes, tls = tls.is_some(), "gateway ready");
+    let gateway = Arc::new(Gateway {
+        token: options.token,
+        routes: options.routes,
+        timeout: options.timeout,
+    });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    listening(address);
+    tracing::debug!(%scheme, "listening");
+    match tls {
+        Some(tls) => server::serve_tls(listener, tls, gateway, options.limits, shutdown).await,
+        None => server::serve(listener, gateway, options.limits, shutdown).await,
+    }
+    Ok(())
+}
+
+impl Handler for Gateway {
+    async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        if server::is_open_proxy_request(&request) {
+            return response(problem(
+                400,
+                "not an open proxy",
+                "the gateway forwards only /routes/NAME/… to its configured staging services",
+            ));
+        }
+        if request.method() == Method::GET && request.uri().path() == "/__envd/health" {
+            return response(crate::stub::Reply::plain(
+                200,
+                vec![("Content-Type".into(), "application/json".into())],
+                json!({"status": "ok"}).to_string().into(),
+            ));
+        }
+        if !self.token.admits(request.headers()) {
+            let mut answer = response(problem(
+                401,
+                "unauthorized",
+                "expected Authorization: Bearer <token> with the gateway's token",
+            ));
+            answer.headers_mut().insert(
+                "www-authenticate",
+                HeaderValue::from_static("Bearer realm=\"envd\""),
+            );
+            return answer;
+        }
+        let (mut parts, body) = request.into_parts();
+        let Some((name, tail)) = parts.uri.path().strip_prefix("/routes/").map(|rest| {
+            let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            (name.to_owned(), format!("/{tail}"))
+        }) else {
+            return response(problem(404, "no such route", "expected /routes/NAME/…"));
+        };
+        let Some(upstream) = self.routes.get(&name) else {
+            let known: Vec<&str> = self.routes.keys().map(String::as_str).collect();
+            return response(problem(
+                404,
+                "no such route",
+                format!("no route {name:?}; this gateway has {}", known.join(", ")),
+            ));
+        };
+        let target = match parts.uri.query() {
+            Some(query) => format!("{tail}?{query}"),
+            None => tail,
+        };
+        parts.uri = match target.parse() {
+            Ok(uri) => uri,
+            Err(_) => return response(problem(400, "bad request target", target)),
+        };
+        // The gateway's token is for the gateway: staging never sees it.
+        parts.headers.remove(hyper::header::AUTHORIZATION);
+        match proxy::send(
+            upstream,
+            &[],
+            &parts,
+            Either::Right(body),
+            peer,
+            self.timeout,
+        )
+        .await
+        {
+            Ok(answer) => {
+                let (mut answer_parts, answer_body) = answer.into_parts();
+                proxy::strip_hop_by_hop(&mut answer_parts.headers);
+                tracing::debug!(route = %name, status = %answer_parts.status, "forwarded");
+                Response::from_parts(answer_parts, Either::Right(answer_body))
+            }
+            Err(failure) => {
+                tracing::warn!(route = %name, status = failure.status, why = %failure.why, "upstream error");
+                response(crate::server::problem_reply(
+                    failure.status,
+                    &json!({
+                        "type": "urn:envd:problem:upstream",
+                        "title": failure.title,
+                        "status": failure.status,
+                        "detail": format!("route {name} ({upstream}): {}", failure.why),
+                    }),
+                    false,
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_named_urls() {
+        let (name, upstream) = route("users=https://users.staging.example.com").unwrap();
+        assert_eq!(
+            (name.as_str(), upstream.to_string().as_str()),
+            ("users", "https://users.staging.example.com")
+        );
+        for bad in ["users", "=http://x", "us ers=http://x", "users=ftp://x"] {
+            assert!(route(bad).is_err(), "{bad} accepted");
+        }
+    }
+}
