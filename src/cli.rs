@@ -377,11 +377,11 @@ fn run(cli: Cli) -> Result<(), Error> {
         .map_err(Error::Runtime)?;
     match cli.command {
         Command::Stub(args) => {
-            runtime.block_on(stub::run(args.options(), announce, stop_signal()))?
+            runtime.block_on(stub::run(args.options(), announce, stop_signal(&runtime)))?
         }
         Command::Proxy(args) => {
             let options = args.options()?;
-            runtime.block_on(proxy::run(options, announce, stop_signal()))?
+            runtime.block_on(proxy::run(options, announce, stop_signal(&runtime)))?
         }
         Command::Daemon(args) => {
             let options = args.options()?;
@@ -391,7 +391,11 @@ fn run(cli: Cli) -> Result<(), Error> {
                 "http"
             };
             let announce = |address| announce_url(&format!("{scheme}://{address}"));
-            runtime.block_on(daemon::gateway::run(options, announce, stop_signal()))?
+            runtime.block_on(daemon::gateway::run(
+                options,
+                announce,
+                stop_signal(&runtime),
+            ))?
         }
     }
     Ok(())
@@ -408,26 +412,34 @@ fn announce_url(url: &str) {
     let _ = stdout.flush();
 }
 
-/// Completes on the first SIGINT or SIGTERM.
-async fn stop_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// A future that completes on the first SIGINT or SIGTERM. The handlers are installed
+/// now, not when the future is first polled: a server announces itself before it polls its
+/// stop signal, and a SIGTERM in between must stop it gracefully, not kill it.
+fn stop_signal(runtime: &tokio::runtime::Runtime) -> impl std::future::Future<Output = ()> {
+    let _inside = runtime.enter();
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Logs to stderr, filtered by `ENVD_LOG` (for example `ENVD_LOG=debug`).
