@@ -275,16 +275,18 @@ impl Recording {
     /// Adds an interaction unless an identical one (latency aside) is already recorded.
     /// Identical requests with different responses are all kept, in order: the stub
     /// answers them in turn.
-    pub fn push(&mut self, interaction: Value) -> bool {
-        let mut identity = interaction.clone();
-        if let Some(fields) = identity.as_object_mut() {
-            fields.remove("metadata");
+    pub fn push(&mut self, mut interaction: Value) -> bool {
+        // The identity is the interaction without its metadata (latency): taken out for
+        // the comparison, put back after, so nothing is copied.
+        let metadata = interaction.as_object_mut().and_then(|fields| fields.remove("metadata"));
+        let new = self.seen.insert(interaction.to_string());
+        if new {
+            if let (Some(metadata), Some(fields)) = (metadata, interaction.as_object_mut()) {
+                fields.insert("metadata".into(), metadata);
+            }
+            self.interactions.push(interaction);
         }
-        if !self.seen.insert(identity.to_string()) {
-            return false;
-        }
-        self.interactions.push(interaction);
-        true
+        new
     }
 
     pub fn len(&self) -> usize {

@@ -196,12 +196,14 @@ fn run(
         for command in batch {
             match command {
                 Command::Append(interaction, done) => {
-                    let mut line = serde_json::to_vec(&interaction).unwrap_or_default();
-                    line.push(b'\n');
-                    if written.is_ok() {
-                        written = journal.write_all(&line);
-                    }
+                    let line = serde_json::to_vec(&interaction).unwrap_or_default();
+                    // An identical exchange is already on disk: nothing to write or sync.
                     let new = recording.push(interaction);
+                    if new && written.is_ok() {
+                        written = journal
+                            .write_all(&line)
+                            .and_then(|()| journal.write_all(b"\n"));
+                    }
                     waiting.push((done, new));
                 }
                 Command::Snapshot(done) => {
