@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod contract;
 pub mod error;
+pub mod faults;
 pub mod journal;
 pub mod matching;
 pub mod proxy;
