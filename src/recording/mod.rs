@@ -426,6 +426,11 @@ mod tests {
         let (loaded, _) = crate::contract::load(&[path]).expect("a recording is a contract");
         assert_eq!(loaded[0].description, "GET /stock/1");
         assert_eq!(
+            loaded[0].latency,
+            Some(Duration::from_micros(41_700)),
+            "the recorded latency loads back"
+        );
+        assert_eq!(
             std::fs::read_dir(dir.path()).unwrap().count(),
             1,
             "no temporary file left"
