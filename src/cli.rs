@@ -126,21 +126,26 @@ struct ProxyArgs {
     /// Largest request or recorded response body, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = server::DEFAULT_MAX_BODY_BYTES)]
     max_body: usize,
+
+    #[command(flatten)]
+    faults: FaultArgs,
 }
 
 impl ProxyArgs {
-    fn options(self) -> Result<proxy::Options, proxy::ProxyError> {
-        let upstream = proxy::Upstream::new(&self.target, self.ca_cert.as_deref())?;
+    fn options(self) -> Result<proxy::Options, Error> {
+        let upstream = proxy::Upstream::new(&self.target, self.ca_cert.as_deref())
+            .map_err(proxy::ProxyError::from)?;
         let inject = self
             .headers
             .iter()
             .map(|spec| proxy::injected_header(spec, |name| std::env::var(name).ok()))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, proxy::ProxyError>>()?;
         let redaction = crate::recording::Redaction::new(&self.redact_headers, &self.redact_json)
             .map_err(|error| proxy::ProxyError::Header {
             spec: "--redact-json".into(),
             reason: error.to_string(),
         })?;
+        let faults = self.faults.faults()?;
         let provider = self.provider.unwrap_or_else(|| upstream.host().to_owned());
         Ok(proxy::Options {
             upstream,
@@ -156,27 +161,53 @@ impl ProxyArgs {
                 max_body_bytes: self.max_body,
                 ..server::Limits::default()
             },
+            faults,
+            seed: self.faults.seed,
         })
+    }
+}
+
+/// Faults and latency injected into answers; the same flags on `stub` and `proxy`.
+#[derive(Debug, Args)]
+struct FaultArgs {
+    /// Delay before each answer: `200ms`, `lognormal:median=80ms,sigma=0.4`, or `recorded`
+    /// (the latency recorded with each interaction)
+    #[arg(long, value_name = "SPEC")]
+    latency: Option<String>,
+
+    /// Share of answers replaced by an injected error (0 to 1)
+    #[arg(long, value_name = "RATE")]
+    error_rate: Option<f64>,
+
+    /// Status of an injected error
+    #[arg(long, value_name = "STATUS", default_value_t = crate::faults::DEFAULT_ERROR_STATUS)]
+    error_status: u16,
+
+    /// Share of requests whose connection is reset without an answer (0 to 1)
+    #[arg(long, value_name = "RATE")]
+    reset_rate: Option<f64>,
+
+    /// Seed for fault decisions: the same requests get the same faults [default: random,
+    /// shown by GET /__envd/faults]
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+}
+
+impl FaultArgs {
+    fn faults(&self) -> Result<crate::faults::Faults, crate::faults::FaultError> {
+        crate::faults::Faults::from_flags(
+            self.latency.as_deref(),
+            self.error_rate,
+            Some(self.error_status),
+            self.reset_rate,
+        )
     }
 }
 
 /// `200ms`, `30s`, `2m`: a number and a unit.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("expected a duration such as 200ms, 30s or 2m, found {text:?}"))?;
-    let seconds = match unit {
-        "ms" => number / 1000.0,
-        "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return Err(format!("expected a unit of ms, s, m or h in {text:?}")),
-    };
-    Ok(std::time::Duration::from_secs_f64(seconds))
+    crate::faults::duration(text)
+        .ok_or_else(|| format!("expected a duration such as 200ms, 30s or 2m, found {text:?}"))
 }
 
 const STUB_HELP: &str = "\
@@ -230,13 +261,17 @@ struct StubArgs {
     /// Largest request body accepted, in bytes; larger ones get 413
     #[arg(long, value_name = "BYTES", default_value_t = server::DEFAULT_MAX_BODY_BYTES)]
     max_body: usize,
+
+    #[command(flatten)]
+    faults: FaultArgs,
 }
 
 impl StubArgs {
-    fn options(self) -> stub::Options {
+    fn options(self) -> Result<stub::Options, Error> {
+        let faults = self.faults.faults()?;
         let mut contracts = self.contracts;
         contracts.extend(self.recordings);
-        stub::Options {
+        Ok(stub::Options {
             contracts,
             address: SocketAddr::new(self.host, self.port),
             states: self
@@ -252,7 +287,9 @@ impl StubArgs {
                 max_body_bytes: self.max_body,
                 ..server::Limits::default()
             },
-        }
+            faults,
+            seed: self.faults.seed,
+        })
     }
 }
 
@@ -276,7 +313,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         .map_err(Error::Runtime)?;
     match cli.command {
         Command::Stub(args) => {
-            runtime.block_on(stub::run(args.options(), announce, stop_signal()))?
+            let options = args.options()?;
+            runtime.block_on(stub::run(options, announce, stop_signal()))?
         }
         Command::Proxy(args) => {
             let options = args.options()?;

@@ -4,6 +4,7 @@
 //! exit code (README, "Exit codes") and adds a hint where one helps.
 
 use crate::contract::ContractError;
+use crate::faults::FaultError;
 use crate::proxy::ProxyError;
 use crate::recording::recorder::RecordError;
 use crate::stub::StubError;
@@ -24,6 +25,8 @@ pub enum Error {
     Stub(#[from] StubError),
     #[error(transparent)]
     Proxy(#[from] ProxyError),
+    #[error(transparent)]
+    Faults(#[from] FaultError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -37,7 +40,7 @@ impl Error {
                 ProxyError::Bind { .. }
                 | ProxyError::Record(RecordError::Io { .. } | RecordError::Stopped),
             ) => EXIT_CANNOT_RUN,
-            Error::Proxy(_) => EXIT_BAD_INPUT,
+            Error::Proxy(_) | Error::Faults(_) => EXIT_BAD_INPUT,
         }
     }
 

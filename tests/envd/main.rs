@@ -3,6 +3,7 @@
 mod harness;
 
 mod bad_input;
+mod faults;
 mod misses;
 mod proxy;
 mod serving;
