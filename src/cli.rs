@@ -61,6 +61,9 @@ redacted ones; all response headers but hop-by-hop ones.
 An upstream that is down, resets or is slower than --timeout gets the client a 502 or 504
 with a problem+json body naming the upstream; the proxy keeps serving.
 
+Faults: --latency, --error-rate, --error-status, --reset-rate and --seed as for `envd stub`;
+GET/POST/DELETE /__envd/faults at run time. Injected errors and resets are not forwarded.
+
 Examples:
   envd proxy --target https://users.staging.example.com --record stubs/users.json
   STAGING_TOKEN=… envd proxy --target https://users.staging.example.com \\
@@ -220,7 +223,13 @@ Admin API (under /__envd/):
   GET  interactions           what is served, with the file and JSON pointer of each
   GET  journal[?unmatched=true&limit=N]   recent requests and their outcome
   POST state  {\"states\":[{\"name\":\"…\",\"params\":{…}}]}   set the active provider states
-  POST reset                  restart sequences, clear the journal, restore --state
+  POST reset                  restart sequences, clear the journal, restore --state,
+                              clear run-time faults
+  GET|POST|DELETE faults      faults in force; POST {\"latency\":\"200ms\",\"errorRate\":0.05,
+                              \"errorStatus\":503,\"resetRate\":0.01,\"interaction\":\"…\"}
+                              sets them (for all, or one interaction); DELETE restores
+                              the command line's. Answers with a fault carry
+                              x-envd-fault: latency=200ms, error=503
 
 Examples:
   envd stub --contract contracts/ --port 8080
