@@ -240,9 +240,10 @@ impl Handler for Proxy {
         let faults = self.replay.faults();
         let decision = if faults.is_on() {
             // Forwarded requests are known by what a recording would call them.
+            let path = crate::matching::percent_decoded(parts.uri.path());
             let description = match parts.uri.query().filter(|query| !query.is_empty()) {
-                Some(query) => format!("{} {}?{query}", parts.method, parts.uri.path()),
-                None => format!("{} {}", parts.method, parts.uri.path()),
+                Some(query) => format!("{} {path}?{query}", parts.method),
+                None => format!("{} {path}", parts.method),
             };
             faults.decide(Some(&description), None)
         } else {
@@ -252,6 +253,7 @@ impl Handler for Proxy {
             let note = format!("injected fault: {decision}; not forwarded");
             let status = match decision.outcome {
                 Outcome::Error(status) => status,
+                // A reset sends no status.
                 _ => 0,
             };
             self.journal(&parts, started, status, note);
