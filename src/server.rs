@@ -1,8 +1,9 @@
 //! The HTTP server every envd listener shares: accept loop, limits, graceful shutdown.
 //!
 //! HTTP/1.1 and h2c (HTTP/2 with prior knowledge) on the same port. What to answer is a
-//! [`Handler`]'s business (the stub, the proxy); this module moves bytes and enforces the
-//! limits that keep a listener alive under bad traffic.
+//! [`Handler`]'s business (the stub, the proxy); this module moves bytes, enforces the
+//! limits that keep a listener alive under bad traffic, and applies the fault decisions
+//! handlers make (`with_faults`: delay, injected error, connection reset).
 
 use std::future::Future;
 use std::net::SocketAddr;
