@@ -143,6 +143,9 @@ redacted ones; all response headers but hop-by-hop ones.
 An upstream that is down, resets or is slower than --timeout gets the client a 502 or 504
 with a problem+json body naming the upstream; the proxy keeps serving.
 
+Faults: --latency, --error-rate, --error-status, --reset-rate and --seed as for `envd stub`;
+GET/POST/DELETE /__envd/faults at run time. Injected errors and resets are not forwarded.
+
 Examples:
   envd proxy --target https://users.staging.example.com --record stubs/users.json
   STAGING_TOKEN=… envd proxy --target https://users.staging.example.com \\
@@ -213,16 +216,20 @@ struct ProxyArgs {
     /// Largest request or recorded response body, in bytes
     #[arg(long, value_name = "BYTES", default_value_t = server::DEFAULT_MAX_BODY_BYTES)]
     max_body: usize,
+
+    #[command(flatten)]
+    faults: FaultArgs,
 }
 
 impl ProxyArgs {
-    fn options(self) -> Result<proxy::Options, proxy::ProxyError> {
-        let upstream = proxy::Upstream::new(&self.target, self.ca_cert.as_deref())?;
+    fn options(self) -> Result<proxy::Options, Error> {
+        let upstream = proxy::Upstream::new(&self.target, self.ca_cert.as_deref())
+            .map_err(proxy::ProxyError::from)?;
         let mut inject: Vec<_> = self
             .headers
             .iter()
             .map(|spec| proxy::injected_header(spec, |name| std::env::var(name).ok()))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, proxy::ProxyError>>()?;
         if proxy::gateway_route(&self.target).is_some() {
             let path = self.token_file.as_deref().ok_or_else(|| {
                 proxy::ProxyError::Upstream(proxy::UpstreamError::GatewayToken {
@@ -242,6 +249,7 @@ impl ProxyArgs {
             spec: "--redact-json".into(),
             reason: error.to_string(),
         })?;
+        let faults = self.faults.faults()?;
         let provider = self.provider.unwrap_or_else(|| upstream.host().to_owned());
         Ok(proxy::Options {
             upstream,
@@ -257,27 +265,53 @@ impl ProxyArgs {
                 max_body_bytes: self.max_body,
                 ..server::Limits::default()
             },
+            faults,
+            seed: self.faults.seed,
         })
+    }
+}
+
+/// Faults and latency injected into answers; the same flags on `stub` and `proxy`.
+#[derive(Debug, Args)]
+struct FaultArgs {
+    /// Delay before each answer: `200ms`, `lognormal:median=80ms,sigma=0.4`, or `recorded`
+    /// (the latency recorded with each interaction)
+    #[arg(long, value_name = "SPEC")]
+    latency: Option<String>,
+
+    /// Share of answers replaced by an injected error (0 to 1)
+    #[arg(long, value_name = "RATE")]
+    error_rate: Option<f64>,
+
+    /// Status of an injected error
+    #[arg(long, value_name = "STATUS", default_value_t = crate::faults::DEFAULT_ERROR_STATUS)]
+    error_status: u16,
+
+    /// Share of requests whose connection is reset without an answer (0 to 1)
+    #[arg(long, value_name = "RATE")]
+    reset_rate: Option<f64>,
+
+    /// Seed for fault decisions: the same requests get the same faults [default: random,
+    /// shown by GET /__envd/faults]
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+}
+
+impl FaultArgs {
+    fn faults(&self) -> Result<crate::faults::Faults, crate::faults::FaultError> {
+        crate::faults::Faults::from_flags(
+            self.latency.as_deref(),
+            self.error_rate,
+            Some(self.error_status),
+            self.reset_rate,
+        )
     }
 }
 
 /// `200ms`, `30s`, `2m`: a number and a unit.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("expected a duration such as 200ms, 30s or 2m, found {text:?}"))?;
-    let seconds = match unit {
-        "ms" => number / 1000.0,
-        "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return Err(format!("expected a unit of ms, s, m or h in {text:?}")),
-    };
-    Ok(std::time::Duration::from_secs_f64(seconds))
+    crate::faults::duration(text)
+        .ok_or_else(|| format!("expected a duration such as 200ms, 30s or 2m, found {text:?}"))
 }
 
 const STUB_HELP: &str = "\
@@ -290,7 +324,13 @@ Admin API (under /__envd/):
   GET  interactions           what is served, with the file and JSON pointer of each
   GET  journal[?unmatched=true&limit=N]   recent requests and their outcome
   POST state  {\"states\":[{\"name\":\"…\",\"params\":{…}}]}   set the active provider states
-  POST reset                  restart sequences, clear the journal, restore --state
+  POST reset                  restart sequences, clear the journal, restore --state,
+                              clear run-time faults
+  GET|POST|DELETE faults      faults in force; POST {\"latency\":\"200ms\",\"errorRate\":0.05,
+                              \"errorStatus\":503,\"resetRate\":0.01,\"interaction\":\"…\"}
+                              sets them (for all, or one interaction); DELETE restores
+                              the command line's. Answers with a fault carry
+                              x-envd-fault: latency=200ms, error=503
 
 Examples:
   envd stub --contract contracts/ --port 8080
@@ -331,13 +371,17 @@ struct StubArgs {
     /// Largest request body accepted, in bytes; larger ones get 413
     #[arg(long, value_name = "BYTES", default_value_t = server::DEFAULT_MAX_BODY_BYTES)]
     max_body: usize,
+
+    #[command(flatten)]
+    faults: FaultArgs,
 }
 
 impl StubArgs {
-    fn options(self) -> stub::Options {
+    fn options(self) -> Result<stub::Options, Error> {
+        let faults = self.faults.faults()?;
         let mut contracts = self.contracts;
         contracts.extend(self.recordings);
-        stub::Options {
+        Ok(stub::Options {
             contracts,
             address: SocketAddr::new(self.host, self.port),
             states: self
@@ -353,7 +397,9 @@ impl StubArgs {
                 max_body_bytes: self.max_body,
                 ..server::Limits::default()
             },
-        }
+            faults,
+            seed: self.faults.seed,
+        })
     }
 }
 
@@ -377,7 +423,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         .map_err(Error::Runtime)?;
     match cli.command {
         Command::Stub(args) => {
-            runtime.block_on(stub::run(args.options(), announce, stop_signal(&runtime)))?
+            let options = args.options()?;
+            runtime.block_on(stub::run(options, announce, stop_signal(&runtime)))?
         }
         Command::Proxy(args) => {
             let options = args.options()?;

@@ -106,6 +106,9 @@ pub struct Interaction {
     /// The query of a Pact V1 file as written: V1 compares queries as whole strings.
     pub literal_query: Option<String>,
     pub response: Response,
+    /// How long the recorded exchange took (`metadata.envd.latencyMs`, written by
+    /// `envd proxy --record`); replayed by `--latency recorded`.
+    pub latency: Option<std::time::Duration>,
     pub source: Source,
 }
 
@@ -458,6 +461,22 @@ fn interaction(
             }
         }
     }
+    let latency = match json.pointer("/metadata/envd/latencyMs") {
+        None => None,
+        Some(value) => Some(
+            value
+                .as_f64()
+                .filter(|ms| *ms >= 0.0)
+                .and_then(|ms| std::time::Duration::try_from_secs_f64(ms / 1000.0).ok())
+                .ok_or_else(|| {
+                    shape(
+                        "/metadata/envd/latencyMs",
+                        "a number of milliseconds",
+                        value,
+                    )
+                })?,
+        ),
+    };
     let parsed = if spec == PactSpecification::V4 {
         SynchronousHttp::from_json(&json, index)
     } else {
@@ -489,6 +508,7 @@ fn interaction(
             written: response.map(|raw| Box::from(raw.get())),
             v4: spec == PactSpecification::V4,
         },
+        latency,
         source: source.clone(),
     }))
 }
@@ -593,6 +613,12 @@ mod tests {
         check(
             r#"[1, 2]"#,
             Err(r#"c.json#: expected a JSON object with "interactions", found an array"#),
+        );
+        check(
+            r#"{"interactions":[{"description":"a","request":{"method":"GET","path":"/"},"metadata":{"envd":{"latencyMs":"fast"}}}]}"#,
+            Err(
+                r#"c.json#/interactions/0/metadata/envd/latencyMs: expected a number of milliseconds, found the string "fast""#,
+            ),
         );
         let one = r#"{"description":"a","request":{"method":"GET","path":"/"},"response":{"status":200}}"#;
         check(

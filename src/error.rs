@@ -5,6 +5,7 @@
 
 use crate::contract::ContractError;
 use crate::daemon::DaemonError;
+use crate::faults::FaultError;
 use crate::proxy::ProxyError;
 use crate::recording::recorder::RecordError;
 use crate::stub::StubError;
@@ -27,6 +28,8 @@ pub enum Error {
     Proxy(#[from] ProxyError),
     #[error(transparent)]
     Daemon(#[from] DaemonError),
+    #[error(transparent)]
+    Faults(#[from] FaultError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -40,7 +43,7 @@ impl Error {
                 ProxyError::Bind { .. }
                 | ProxyError::Record(RecordError::Io { .. } | RecordError::Stopped),
             ) => EXIT_CANNOT_RUN,
-            Error::Proxy(_) => EXIT_BAD_INPUT,
+            Error::Proxy(_) | Error::Faults(_) => EXIT_BAD_INPUT,
             Error::Daemon(DaemonError::Bind { .. }) => EXIT_CANNOT_RUN,
             Error::Daemon(_) => EXIT_BAD_INPUT,
         }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod contract;
 pub mod daemon;
 pub mod error;
+pub mod faults;
 pub mod journal;
 pub mod matching;
 pub mod proxy;

@@ -1,13 +1,13 @@
 //! The HTTP server every envd listener shares: accept loop, limits, graceful shutdown.
 //!
 //! HTTP/1.1 and h2c (HTTP/2 with prior knowledge) on the same port. What to answer is a
-//! [`Handler`]'s business (the stub, the proxy); this module moves bytes and enforces the
-//! limits that keep a listener alive under bad traffic.
+//! [`Handler`]'s business (the stub, the proxy); this module moves bytes, enforces the
+//! limits that keep a listener alive under bad traffic, and applies the fault decisions
+//! handlers make (`with_faults`: delay, injected error, connection reset).
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,13 +15,14 @@ use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::faults::{Decision, Injector, Outcome};
 use crate::stub::Reply;
 
 /// A response body: a buffered reply, or a body streamed through from an upstream.
@@ -121,19 +122,39 @@ async fn serve_with<H: Handler>(
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let service = service_fn(move |request| {
-            let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler.handle(request, peer).await) }
-        });
+        let socket = Arc::new(Socket::new(&stream));
+        let service = {
+            let socket = socket.clone();
+            service_fn(move |request| {
+                let handler = handler.clone();
+                let socket = socket.clone();
+                async move {
+                    let response = handler.handle(request, peer).await;
+                    if response.extensions().get::<ResetConnection>().is_some() {
+                        // hyper drops a connection whose service fails; with SO_LINGER 0
+                        // the close is a TCP reset.
+                        socket.reset();
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "reset by an injected fault",
+                        ));
+                    }
+                    Ok(response)
+                }
+            })
+        };
         let Some(tls) = &tls else {
             let connection = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .into_owned();
             let connection = graceful.watch(connection);
             tokio::spawn(async move {
-                if let Err(error) = connection.await {
+                let mut connection = std::pin::pin!(connection);
+                if let Err(error) = connection.as_mut().await {
                     tracing::debug!(%peer, %error, "connection ended with an error");
                 }
+                // Before the connection (and its socket) is dropped at the end of this task.
+                socket.closing();
             });
             continue;
         };
@@ -142,16 +163,23 @@ async fn serve_with<H: Handler>(
             let stream = match tokio::time::timeout(limits.read_timeout, tls.accept(stream)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(error)) => {
+                    socket.closing();
                     return tracing::debug!(%peer, %error, "TLS handshake failed");
                 }
-                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                Err(_) => {
+                    socket.closing();
+                    return tracing::debug!(%peer, "TLS handshake timed out");
+                }
             };
             let connection = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .into_owned();
-            if let Err(error) = watcher.watch(connection).await {
+            let mut connection = std::pin::pin!(watcher.watch(connection));
+            if let Err(error) = connection.as_mut().await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
+            // Before the connection (and its socket) is dropped at the end of this task.
+            socket.closing();
         });
     }
     drop(listener);
@@ -198,6 +226,155 @@ pub fn tls_acceptor(
 pub fn is_open_proxy_request<B>(request: &Request<B>) -> bool {
     request.method() == hyper::Method::CONNECT
         || (request.version() < hyper::Version::HTTP_2 && request.uri().scheme().is_some())
+}
+
+/// An accepted connection's socket, as far as an injected reset needs it: its descriptor,
+/// valid until the connection task says it is closing.
+struct Socket {
+    #[cfg(unix)]
+    fd: Mutex<Option<std::os::fd::RawFd>>,
+}
+
+impl Socket {
+    fn new(stream: &tokio::net::TcpStream) -> Self {
+        Socket {
+            #[cfg(unix)]
+            fd: Mutex::new(Some(std::os::fd::AsRawFd::as_raw_fd(stream))),
+        }
+    }
+
+    /// Makes the coming close a reset (SO_LINGER 0), if the socket is still open.
+    fn reset(&self) {
+        #[cfg(unix)]
+        {
+            let fd = self
+                .fd
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(fd) = *fd {
+                // SAFETY: the descriptor is open while the lock shows it: the connection
+                // task clears it under this lock before the connection drops the socket.
+                let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                if let Err(error) = socket2::SockRef::from(&fd).set_linger(Some(Duration::ZERO)) {
+                    tracing::warn!(%error, "cannot set SO_LINGER for an injected reset");
+                }
+            }
+        }
+    }
+
+    /// The connection is about to drop its socket.
+    fn closing(&self) {
+        #[cfg(unix)]
+        {
+            *self
+                .fd
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        }
+    }
+}
+
+/// Put in a response's extensions by a handler: reset the connection instead of sending it.
+#[derive(Debug, Clone, Copy)]
+pub struct ResetConnection;
+
+/// The header on answers that carry an injected fault: `latency=200ms`, `error=503`, or
+/// both, comma-separated (see README, "Faults and latency").
+pub const FAULT_HEADER: &str = "x-envd-fault";
+
+/// Applies a fault decision: waits its delay (only this request waits: other requests and
+/// connections go on), then sends `answer`, an injected error instead, or resets the
+/// connection. `answer` is not run unless it is sent, so a proxy forwards nothing for an
+/// injected error or reset.
+pub async fn with_faults(
+    decision: Option<Decision>,
+    answer: impl Future<Output = Response<Body>>,
+) -> Response<Body> {
+    let Some(decision) = decision else {
+        return answer.await;
+    };
+    if let Some(delay) = decision.delay {
+        tokio::time::sleep(delay).await;
+    }
+    let mut response = match decision.outcome {
+        Outcome::Answer => answer.await,
+        Outcome::Error(status) => response(injected_error(status)),
+        Outcome::Reset => {
+            let mut reset = Response::new(Either::Left(Full::new(Bytes::new())));
+            reset.extensions_mut().insert(ResetConnection);
+            return reset;
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&decision.to_string()) {
+        response.headers_mut().insert(FAULT_HEADER, value);
+    }
+    response
+}
+
+/// The problem sent instead of an answer by `--error-rate`.
+pub fn injected_error(status: u16) -> Reply {
+    problem_reply(
+        status,
+        &json!({
+            "type": "urn:envd:problem:injected-fault",
+            "title": "injected fault",
+            "status": status,
+            "detail": format!(
+                "envd answered {status} instead of the real answer: an error injected by \
+                 --error-rate or POST /__envd/faults"
+            ),
+        }),
+        false,
+    )
+}
+
+/// `GET`, `POST` and `DELETE /__envd/faults`, on stubs and proxies alike; `known` says
+/// whether an interaction description exists (a POST naming an unknown one is refused).
+pub fn faults_admin(
+    injector: &Injector,
+    method: &Method,
+    body: &[u8],
+    known: impl Fn(&str) -> bool,
+) -> Reply {
+    match *method {
+        Method::GET => json_reply(&injector.to_json()),
+        Method::POST => match crate::faults::Request::parse(body) {
+            Ok(request) => {
+                if let Some(description) = request.interaction.as_deref() {
+                    if !known(description) {
+                        return problem(
+                            400,
+                            "bad faults request",
+                            format!(
+                                "/interaction: expected the description of a served interaction, found {description:?}"
+                            ),
+                        );
+                    }
+                }
+                injector.set(request);
+                json_reply(&injector.to_json())
+            }
+            Err(error) => problem(400, "bad faults request", error.to_string()),
+        },
+        Method::DELETE => {
+            injector.clear();
+            json_reply(&injector.to_json())
+        }
+        _ => problem(
+            405,
+            "method not allowed",
+            format!("{method} is not accepted on /__envd/faults: expected GET, POST or DELETE"),
+        ),
+    }
+}
+
+/// A 200 `application/json` reply.
+pub fn json_reply(value: &serde_json::Value) -> Reply {
+    Reply::plain(
+        200,
+        vec![("Content-Type".to_owned(), "application/json".to_owned())],
+        Bytes::from(serde_json::to_vec_pretty(value).unwrap_or_default()),
+    )
 }
 
 /// Reads a whole request body within the limits; the error is the reply to send instead.

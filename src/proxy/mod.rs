@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
@@ -22,11 +21,15 @@ use serde_json::json;
 pub use upstream::{gateway_route, Upstream, UpstreamError};
 
 use crate::contract::ContractError;
+use crate::faults::Outcome;
 use crate::journal::{self, Entry};
 use crate::matching::Received;
 use crate::recording::recorder::{RecordError, Recorder};
 use crate::recording::{Exchange, RecordedRequest, RecordedResponse, Redaction, HOP_BY_HOP};
-use crate::server::{self, problem, read_body, response, Body, Handler, Limits};
+use crate::server::{
+    self, faults_admin, json_reply, problem, read_body, response, with_faults, Body, Handler,
+    Limits,
+};
 use crate::stub::{Catalog, Stub};
 
 /// How long an upstream may take to answer before the client gets 504: long enough for a
@@ -67,6 +70,10 @@ pub struct Options {
     pub provider: String,
     pub timeout: Duration,
     pub limits: Limits,
+    /// The faults in force from the start (`--latency`, `--error-rate`, …).
+    pub faults: crate::faults::Faults,
+    /// Seeds fault decisions (`--seed`); a random one when `None`.
+    pub seed: Option<u64>,
 }
 
 /// A running proxy's state, shared by every connection.
@@ -75,7 +82,8 @@ pub struct Proxy {
     inject: Vec<(HeaderName, HeaderValue)>,
     redaction: Redaction,
     recorder: Option<Recorder>,
-    /// The recording as a stub: answers first in spy mode; its journal is the proxy's.
+    /// The recording as a stub: answers first in spy mode; its journal and its faults are
+    /// the proxy's.
     replay: Arc<Stub>,
     spy: bool,
     timeout: Duration,
@@ -115,7 +123,11 @@ pub async fn run(
         inject: options.inject,
         redaction: options.redaction,
         recorder,
-        replay: Arc::new(Stub::new(catalog, Vec::new())),
+        replay: Arc::new(Stub::new(
+            catalog,
+            Vec::new(),
+            crate::stub::injector(options.faults, options.seed),
+        )),
         spy: options.spy,
         timeout: options.timeout,
         limits: options.limits,
@@ -244,8 +256,14 @@ impl Handler for Proxy {
                 "envd forwards only to its configured upstream: send origin-form requests (GET /path)",
             ));
         }
-        if let Some(admin) = request.uri().path().strip_prefix("/__envd/") {
-            return response(self.admin(request.method(), admin));
+        if request.uri().path().starts_with("/__envd/") {
+            let (parts, body) = request.into_parts();
+            let body = match read_body(body, self.limits).await {
+                Ok(body) => body,
+                Err(reply) => return response(reply),
+            };
+            let admin = parts.uri.path().trim_start_matches("/__envd/");
+            return response(self.admin(&parts.method, admin, &body));
         }
         let buffer = self.recorder.is_some();
         let (parts, body) = request.into_parts();
@@ -272,12 +290,33 @@ impl Handler for Proxy {
                     query: parts.uri.query(),
                     headers: &headers,
                 };
-                if let Some(reply) = self.replay.replay(received, bytes, started) {
-                    return response(reply);
+                if let Some((reply, decision)) = self.replay.replay(received, bytes, started) {
+                    return with_faults(decision, async { response(reply) }).await;
                 }
             }
         }
-        self.forward(parts, body, peer, started).await
+        let faults = self.replay.faults();
+        let decision = if faults.is_on() {
+            // Forwarded requests are known by what a recording would call them.
+            let path = crate::matching::percent_decoded(parts.uri.path());
+            let description = match parts.uri.query().filter(|query| !query.is_empty()) {
+                Some(query) => format!("{} {path}?{query}", parts.method),
+                None => format!("{} {path}", parts.method),
+            };
+            faults.decide(Some(&description), None)
+        } else {
+            None
+        };
+        if let Some(decision) = decision.filter(|d| d.outcome != Outcome::Answer) {
+            let note = format!("injected fault: {decision}; not forwarded");
+            let status = match decision.outcome {
+                Outcome::Error(status) => status,
+                // A reset sends no status.
+                _ => 0,
+            };
+            self.journal(&parts, started, status, note);
+        }
+        with_faults(decision, self.forward(parts, body, peer, started)).await
     }
 }
 
@@ -454,8 +493,11 @@ impl Proxy {
         });
     }
 
-    fn admin(&self, method: &Method, path: &str) -> crate::stub::Reply {
+    fn admin(&self, method: &Method, path: &str, body: &[u8]) -> crate::stub::Reply {
         match (method, path) {
+            // Any description: the recording grows, and forwarded requests are known by
+            // `METHOD path?query` as a recording describes them.
+            (_, "faults") => faults_admin(self.replay.faults(), method, body, |_| true),
             (&Method::GET, "health") => {
                 json_reply(&json!({"status": "ok", "upstream": self.upstream.to_string()}))
             }
@@ -465,18 +507,10 @@ impl Proxy {
             _ => problem(
                 404,
                 "no such admin endpoint",
-                format!("/__envd/{path}: expected one of health, journal"),
+                format!("/__envd/{path}: expected one of faults, health, journal"),
             ),
         }
     }
-}
-
-fn json_reply(value: &serde_json::Value) -> crate::stub::Reply {
-    crate::stub::Reply::plain(
-        200,
-        vec![("Content-Type".to_owned(), "application/json".to_owned())],
-        Bytes::from(serde_json::to_vec_pretty(value).unwrap_or_default()),
-    )
 }
 
 fn header_pairs(headers: &hyper::HeaderMap) -> Vec<(&str, &str)> {

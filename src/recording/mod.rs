@@ -278,7 +278,9 @@ impl Recording {
     pub fn push(&mut self, mut interaction: Value) -> bool {
         // The identity is the interaction without its metadata (latency): taken out for
         // the comparison, put back after, so nothing is copied.
-        let metadata = interaction.as_object_mut().and_then(|fields| fields.remove("metadata"));
+        let metadata = interaction
+            .as_object_mut()
+            .and_then(|fields| fields.remove("metadata"));
         let new = self.seen.insert(interaction.to_string());
         if new {
             if let (Some(metadata), Some(fields)) = (metadata, interaction.as_object_mut()) {
@@ -427,6 +429,11 @@ mod tests {
         );
         let (loaded, _) = crate::contract::load(&[path]).expect("a recording is a contract");
         assert_eq!(loaded[0].description, "GET /stock/1");
+        assert_eq!(
+            loaded[0].latency,
+            Some(Duration::from_micros(41_700)),
+            "the recorded latency loads back"
+        );
         assert_eq!(
             std::fs::read_dir(dir.path()).unwrap().count(),
             1,

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use pact_matching::generate_response;
@@ -40,13 +41,16 @@ pub struct LazyReply {
     /// Taken (and freed) when the reply is prepared, so memory holds one form, not two.
     written: Mutex<Option<contract::Response>>,
     ready: OnceLock<Reply>,
+    /// The latency recorded with this response, for `--latency recorded`.
+    latency: Option<Duration>,
 }
 
 impl LazyReply {
-    fn new(written: contract::Response) -> Self {
+    fn new(written: contract::Response, latency: Option<Duration>) -> Self {
         LazyReply {
             written: Mutex::new(Some(written)),
             ready: OnceLock::new(),
+            latency,
         }
     }
 
@@ -59,7 +63,10 @@ impl LazyReply {
                 .take()
                 .unwrap_or_default();
             match written.parse() {
-                Ok(response) => Reply::new(&response),
+                Ok(response) => Reply {
+                    latency: self.latency,
+                    ..Reply::new(&response)
+                },
                 Err(error) => {
                     let place = sources.first().map(ToString::to_string).unwrap_or_default();
                     tracing::error!(%place, %error, "an interaction's response does not parse");
@@ -90,6 +97,8 @@ pub struct Reply {
     /// Shared: a reply is cloned per request, its headers need not be.
     pub headers: Arc<[(String, String)]>,
     pub body: Bytes,
+    /// The latency recorded with the interaction, if any (`--latency recorded`).
+    pub latency: Option<Duration>,
     /// The response as written, kept when it has generators to run on each request.
     template: Option<Box<HttpResponse>>,
 }
@@ -148,7 +157,7 @@ impl Catalog {
         let mut served: Vec<Served> = Vec::with_capacity(interactions.len());
         let mut position_of: HashMap<usize, usize> = HashMap::new();
         for (interaction, first) in interactions.into_iter().zip(joins) {
-            let reply = LazyReply::new(interaction.response);
+            let reply = LazyReply::new(interaction.response, interaction.latency);
             if let Some(&id) = position_of.get(&first) {
                 served[id].replies.push(reply);
                 served[id].sources.push(interaction.source);
@@ -374,6 +383,7 @@ impl Reply {
             status,
             headers: headers.into(),
             body,
+            latency: None,
             template: None,
         }
     }
@@ -410,6 +420,7 @@ impl Reply {
             status: response.status,
             headers: headers.into(),
             body,
+            latency: None,
             template: None,
         }
     }
@@ -426,11 +437,14 @@ impl Reply {
             .collect();
         // Provider mode: a stub stands in for the provider, and ProviderState generators
         // (values from the active states' params) only run in that mode.
-        Self::from_response(&matching::ready(generate_response(
-            template,
-            &GeneratorTestMode::Provider,
-            &context,
-        )))
+        Reply {
+            latency: self.latency,
+            ..Self::from_response(&matching::ready(generate_response(
+                template,
+                &GeneratorTestMode::Provider,
+                &context,
+            )))
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 pub use catalog::{ActiveState, Catalog, Reply};
 
 use crate::contract::{self, ContractError};
+use crate::faults::{Decision, Faults, Injector, Outcome};
 use crate::journal::{self, Closest, Entry, Journal};
 use crate::matching::{self, describe, Received};
 
@@ -44,17 +45,24 @@ pub struct Stub {
     /// What `POST /__envd/reset` returns to: the states given at start.
     initial_states: Arc<Vec<ActiveState>>,
     journal: Journal,
+    /// Latency and errors injected into answers (`--latency`, `POST /__envd/faults`).
+    faults: Injector,
 }
 
 impl Stub {
-    pub fn new(catalog: Catalog, states: Vec<ActiveState>) -> Self {
+    pub fn new(catalog: Catalog, states: Vec<ActiveState>, faults: Injector) -> Self {
         let initial_states = Arc::new(states);
         Stub {
             catalog: ArcSwap::from_pointee(catalog),
             states: ArcSwap::new(initial_states.clone()),
             initial_states,
             journal: Journal::default(),
+            faults,
         }
+    }
+
+    pub fn faults(&self) -> &Injector {
+        &self.faults
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {
@@ -77,20 +85,29 @@ impl Stub {
         &self.journal
     }
 
-    /// Sequences start over, the journal empties, and the start-up states are active again.
+    /// Sequences start over, the journal empties, and the start-up states and faults are in
+    /// force again.
     pub fn reset(&self) {
         self.catalog.load().rewind();
         self.journal.clear();
         self.states.store(self.initial_states.clone());
+        self.faults.clear();
     }
 
-    /// Answers one request that is not for the admin API.
-    pub fn answer(&self, received: Received<'_>, body: Bytes, started: Instant) -> Reply {
+    /// Answers one request that is not for the admin API, with the faults decided for it.
+    /// An injected error is already in the reply (and the journal); the delay and a reset
+    /// are the server's to apply (`server::with_faults`).
+    pub fn answer(
+        &self,
+        received: Received<'_>,
+        body: Bytes,
+        started: Instant,
+    ) -> (Reply, Option<Decision>) {
         let catalog = self.catalog.load();
         let states = self.states.load();
         let actual = matching::actual_request(received, body);
         let found = catalog.find(&actual, &states);
-        let (reply, matched, closest) = match found {
+        let (mut reply, matched, closest) = match found {
             Some(id) => (
                 catalog.reply(id, &states),
                 Some(catalog.served()[id].description.clone()),
@@ -112,6 +129,14 @@ impl Stub {
                 )
             }
         };
+        let decision = self.faults.decide(matched.as_deref(), reply.latency);
+        if let Some(Decision {
+            outcome: Outcome::Error(status),
+            ..
+        }) = decision
+        {
+            reply = crate::server::injected_error(status);
+        }
         let target = match received.query {
             Some(query) => format!("{}?{query}", received.path),
             None => received.path.to_owned(),
@@ -130,19 +155,35 @@ impl Stub {
                 .iter()
                 .find(|(name, _)| name.eq_ignore_ascii_case("traceparent"))
                 .and_then(|(_, value)| journal::trace_id(value)),
-            note: None,
+            note: decision.map(|decision| format!("injected fault: {decision}")),
         });
-        reply
+        (reply, decision)
     }
 
-    /// Answers a request only if an interaction matches it (journaled as replayed); a miss
-    /// is left to the caller, unjournaled. A spying proxy forwards those.
-    pub fn replay(&self, received: Received<'_>, body: Bytes, started: Instant) -> Option<Reply> {
+    /// Answers a request only if an interaction matches it (journaled as replayed), with the
+    /// faults decided for it, as [`Stub::answer`] does; a miss is left to the caller,
+    /// unjournaled. A spying proxy forwards those.
+    pub fn replay(
+        &self,
+        received: Received<'_>,
+        body: Bytes,
+        started: Instant,
+    ) -> Option<(Reply, Option<Decision>)> {
         let catalog = self.catalog.load();
         let states = self.states.load();
         let actual = matching::actual_request(received, body);
         let id = catalog.find(&actual, &states)?;
-        let reply = catalog.reply(id, &states);
+        let mut reply = catalog.reply(id, &states);
+        let decision = self
+            .faults
+            .decide(Some(&catalog.served()[id].description), reply.latency);
+        if let Some(Decision {
+            outcome: Outcome::Error(status),
+            ..
+        }) = decision
+        {
+            reply = crate::server::injected_error(status);
+        }
         self.journal.record(Entry {
             seq: 0,
             at_ms: journal::now_ms(),
@@ -156,9 +197,14 @@ impl Stub {
             closest: Vec::new(),
             duration_us: started.elapsed().as_micros() as u64,
             trace_id: None,
-            note: Some("replayed from the recording".to_owned()),
+            note: Some(match decision {
+                Some(decision) => {
+                    format!("replayed from the recording; injected fault: {decision}")
+                }
+                None => "replayed from the recording".to_owned(),
+            }),
         });
-        Some(reply)
+        Some((reply, decision))
     }
 }
 
@@ -201,6 +247,16 @@ fn unmatched(
     crate::server::problem_reply(404, &problem, true)
 }
 
+/// The injector for a stub's or proxy's start-up faults; the seed is logged when faults are
+/// on, so a run can be repeated.
+pub fn injector(faults: Faults, seed: Option<u64>) -> Injector {
+    let seed = seed.unwrap_or_else(crate::faults::random_seed);
+    if !faults.is_off() {
+        tracing::info!(seed, faults = %faults.to_json(), "faults on; --seed {seed} repeats their decisions");
+    }
+    Injector::new(faults, seed)
+}
+
 /// Why a stub could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StubError {
@@ -221,6 +277,10 @@ pub struct Options {
     pub states: Vec<ActiveState>,
     pub watch: bool,
     pub limits: crate::server::Limits,
+    /// The faults in force from the start (`--latency`, `--error-rate`, …).
+    pub faults: Faults,
+    /// Seeds fault decisions (`--seed`); a random one when `None`.
+    pub seed: Option<u64>,
 }
 
 /// Loads the contracts, binds, calls `listening` with the bound address once connections
@@ -242,7 +302,11 @@ pub async fn run(
         address: options.address,
         source,
     })?;
-    let stub = Arc::new(Stub::new(catalog, options.states));
+    let stub = Arc::new(Stub::new(
+        catalog,
+        options.states,
+        injector(options.faults, options.seed),
+    ));
     // One stop signal for the server and the watcher alike.
     let (stop, stopped) = tokio::sync::watch::channel(());
     if options.watch {

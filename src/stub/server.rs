@@ -7,14 +7,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use serde_json::{json, Value};
 
 use super::{ActiveState, Reply, Stub};
 use crate::matching::Received;
-use crate::server::{problem, read_body, response, Body, Handler, Limits};
+use crate::server::{
+    faults_admin, json_reply, problem, read_body, response, with_faults, Body, Handler, Limits,
+};
 
 /// Journal entries returned when the caller names no limit.
 const JOURNAL_PAGE: usize = 100;
@@ -58,7 +59,8 @@ async fn handle(stub: &Stub, limits: Limits, request: Request<Incoming>) -> Resp
         query: parts.uri.query(),
         headers: &headers,
     };
-    response(stub.answer(received, body, started))
+    let (reply, decision) = stub.answer(received, body, started);
+    with_faults(decision, async { response(reply) }).await
 }
 
 /// The admin API under `/__envd/`.
@@ -113,6 +115,12 @@ fn admin(stub: &Stub, method: &Method, path: &str, query: Option<&str>, body: &[
             }
             Err(detail) => problem(400, "bad provider state request", detail),
         },
+        (_, "faults") => faults_admin(stub.faults(), method, body, |description| {
+            stub.catalog()
+                .served()
+                .iter()
+                .any(|one| one.description == description)
+        }),
         (_, "health" | "interactions" | "journal" | "reset" | "state") => problem(
             405,
             "method not allowed",
@@ -121,7 +129,7 @@ fn admin(stub: &Stub, method: &Method, path: &str, query: Option<&str>, body: &[
         _ => problem(
             404,
             "no such admin endpoint",
-            format!("/__envd/{path}: expected one of health, interactions, journal, reset, state"),
+            format!("/__envd/{path}: expected one of faults, health, interactions, journal, reset, state"),
         ),
     }
 }
@@ -170,12 +178,4 @@ fn parse_states(stub: &Stub, body: &[u8]) -> Result<Vec<ActiveState>, String> {
         }
     }
     Ok(states)
-}
-
-fn json_reply(value: &Value) -> Reply {
-    Reply::plain(
-        200,
-        vec![("Content-Type".to_owned(), "application/json".to_owned())],
-        Bytes::from(serde_json::to_vec_pretty(value).unwrap_or_default()),
-    )
 }

@@ -3,6 +3,7 @@
 mod harness;
 
 mod bad_input;
+mod faults;
 mod gateway;
 mod misses;
 mod proxy;

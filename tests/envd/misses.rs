@@ -114,7 +114,7 @@ fn unknown_admin_endpoints_are_named() {
     assert!(unknown.json()["detail"]
         .as_str()
         .unwrap()
-        .contains("expected one of health"));
+        .contains("expected one of faults, health"));
     assert_eq!(
         http("DELETE", &format!("{}/__envd/journal", stub.url))
             .send()
