@@ -5,6 +5,7 @@
 
 use crate::contract::ContractError;
 use crate::proxy::ProxyError;
+use crate::recording::import::ImportError;
 use crate::recording::recorder::RecordError;
 use crate::stub::StubError;
 
@@ -24,6 +25,8 @@ pub enum Error {
     Stub(#[from] StubError),
     #[error(transparent)]
     Proxy(#[from] ProxyError),
+    #[error(transparent)]
+    Import(#[from] ImportError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -38,6 +41,8 @@ impl Error {
                 | ProxyError::Record(RecordError::Io { .. } | RecordError::Stopped),
             ) => EXIT_CANNOT_RUN,
             Error::Proxy(_) => EXIT_BAD_INPUT,
+            Error::Import(ImportError::Write { .. }) => EXIT_CANNOT_RUN,
+            Error::Import(_) => EXIT_BAD_INPUT,
         }
     }
 
@@ -55,6 +60,12 @@ impl Error {
             Error::Stub(StubError::Contract(ContractError::Duplicate { .. })) => {
                 Some("is the same file given twice, or a directory and a file inside it?")
             }
+            Error::Import(ImportError::NoSuchHost { .. }) => {
+                Some("leave out --host to import every host, or name one of the hosts listed")
+            }
+            Error::Import(ImportError::BodyFile { .. }) => Some(
+                "bodyFileName is read from the __files directory beside the mappings directory",
+            ),
             _ => None,
         }
     }

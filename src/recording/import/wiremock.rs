@@ -1,0 +1,1047 @@
+//! WireMock stub mappings → Pact V4 interactions with matching rules.
+//!
+//! Input: a `mappings` directory (every `*.json` below it, in name order), a WireMock root
+//! holding `mappings/` and `__files/`, or one file. A file holds one mapping or
+//! `{"mappings": [...]}`. `bodyFileName` is read from the `__files` directory beside the
+//! mappings directory.
+//!
+//! Order: WireMock tries lower `priority` numbers first (default 5); envd prefers, among
+//! the interactions that match, the one with fewest rules, then file order. Interactions
+//! are written sorted by priority (stable), and every pair where envd would choose
+//! differently is reported. Scenarios become identical requests in state order, which the
+//! stub answers in turn.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+
+use super::{
+    anchored, contains_regex, decode_path, example_for, kind, loads, query_json, read_json,
+    regex_rule, rule, ImportError, Imported, Report, Skipped,
+};
+use crate::recording::{body_json, canonical_header_name, Recording};
+
+/// WireMock's priority when a mapping gives none.
+const DEFAULT_PRIORITY: i64 = 5;
+
+/// The state every WireMock scenario starts in.
+const STARTED: &str = "Started";
+
+/// One mapping as written: its file, its JSON pointer there, and its JSON.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub file: PathBuf,
+    pub pointer: String,
+    pub json: Value,
+}
+
+impl Mapping {
+    /// `FILE#/pointer "name"`: how reports name a mapping.
+    fn label(&self) -> String {
+        let mut label = format!("{}#{}", self.file.display(), self.pointer);
+        if let Some(name) = self.json.get("name").and_then(Value::as_str) {
+            label.push_str(&format!(" {name:?}"));
+        } else if let Some(id) = self
+            .json
+            .get("id")
+            .or_else(|| self.json.get("uuid"))
+            .and_then(Value::as_str)
+        {
+            label.push_str(&format!(" (id {id})"));
+        }
+        label
+    }
+
+    fn shape(&self, at: &str, expected: &str, found: &Value) -> ImportError {
+        ImportError::shape(
+            &self.file,
+            &format!("{}{at}", self.pointer),
+            expected,
+            found,
+        )
+    }
+}
+
+/// Reads a body file named by `bodyFileName`; `Err` holds the full path and the cause.
+pub type BodyFiles<'a> = dyn Fn(&str) -> Result<Vec<u8>, (PathBuf, std::io::Error)> + 'a;
+
+/// Imports the mappings at `input` (a directory or a file).
+pub fn import(input: &Path, consumer: &str, provider: &str) -> Result<Imported, ImportError> {
+    let (files, bodies_dir) = locate(input)?;
+    let mut mappings = Vec::new();
+    for file in files {
+        let value = read_json(&file)?;
+        mappings.extend(split(&file, value)?);
+    }
+    let bodies = |name: &str| {
+        let path = bodies_dir.join(name);
+        std::fs::read(&path).map_err(|error| (path, error))
+    };
+    convert(&mappings, &bodies, consumer, provider)
+}
+
+/// The mapping files under `input` and the `__files` directory their bodies come from.
+fn locate(input: &Path) -> Result<(Vec<PathBuf>, PathBuf), ImportError> {
+    let metadata = std::fs::metadata(input).map_err(|source| ImportError::Read {
+        path: input.to_owned(),
+        source,
+    })?;
+    let beside = |dir: &Path| {
+        dir.parent()
+            .map(|parent| parent.join("__files"))
+            .unwrap_or_else(|| PathBuf::from("__files"))
+    };
+    if !metadata.is_dir() {
+        let dir = input.parent().unwrap_or(Path::new("."));
+        return Ok((vec![input.to_owned()], beside(dir)));
+    }
+    // A WireMock root: mappings/ and __files/ side by side.
+    let (dir, bodies) = if input.join("mappings").is_dir() {
+        (input.join("mappings"), input.join("__files"))
+    } else {
+        (input.to_owned(), beside(input))
+    };
+    let mut files = Vec::new();
+    collect_json_files(&dir, &mut files)?;
+    if files.is_empty() {
+        return Err(ImportError::EmptyDirectory { path: dir });
+    }
+    Ok((files, bodies))
+}
+
+fn collect_json_files(dir: &Path, into: &mut Vec<PathBuf>) -> Result<(), ImportError> {
+    let read = |source| ImportError::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(read)?
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect::<Result<_, _>>()
+        .map_err(read)?;
+    entries.sort();
+    for entry in entries {
+        if entry.is_dir() {
+            collect_json_files(&entry, into)?;
+        } else if entry.extension().is_some_and(|ext| ext == "json") {
+            into.push(entry);
+        }
+    }
+    Ok(())
+}
+
+/// The mappings of one file: `{"mappings": [...]}` or a single mapping.
+pub fn split(file: &Path, value: Value) -> Result<Vec<Mapping>, ImportError> {
+    let expected =
+        "a WireMock mapping (an object with request and response) or {\"mappings\": [...]}";
+    match value {
+        Value::Object(mut top) if top.contains_key("mappings") => {
+            match top.remove("mappings").unwrap_or_default() {
+                Value::Array(list) => Ok(list
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, json)| Mapping {
+                        file: file.to_owned(),
+                        pointer: format!("/mappings/{index}"),
+                        json,
+                    })
+                    .collect()),
+                other => Err(ImportError::shape(file, "/mappings", "an array", &other)),
+            }
+        }
+        Value::Object(top) if top.contains_key("request") => Ok(vec![Mapping {
+            file: file.to_owned(),
+            pointer: String::new(),
+            json: Value::Object(top),
+        }]),
+        other => Err(ImportError::shape(file, "", expected, &other)),
+    }
+}
+
+/// A mapping made into an interaction, with what ordering needs to know about it.
+#[derive(Debug)]
+struct Converted {
+    label: String,
+    interaction: Value,
+    priority: i64,
+    scenario: Option<Scenario>,
+}
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    name: String,
+    required: Option<String>,
+    new_state: Option<String>,
+}
+
+/// Converts mappings into a recording; `bodies` reads `bodyFileName`s.
+pub fn convert(
+    mappings: &[Mapping],
+    bodies: &BodyFiles<'_>,
+    consumer: &str,
+    provider: &str,
+) -> Result<Imported, ImportError> {
+    let mut skipped = Vec::new();
+    let mut converted = Vec::new();
+    for mapping in mappings {
+        let mut notes = Vec::new();
+        let result = interaction(mapping, bodies, &mut notes)?;
+        let label = mapping.label();
+        let imported = match result {
+            Some(interaction) => match loads(&interaction) {
+                Ok(()) => Some(interaction),
+                Err(reason) => {
+                    notes.push(format!("not imported: envd cannot serve it: {reason}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        skipped.extend(notes.into_iter().map(|reason| Skipped {
+            source: label.clone(),
+            reason,
+        }));
+        if let Some(interaction) = imported {
+            converted.push(Converted {
+                label,
+                priority: mapping
+                    .json
+                    .get("priority")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(DEFAULT_PRIORITY),
+                scenario: scenario(&mapping.json),
+                interaction,
+            });
+        }
+    }
+    let ordered = order_scenarios(converted, &mut skipped);
+    let mut ordered = ordered;
+    ordered.sort_by_key(|one| one.priority);
+    report_priorities(&ordered, &mut skipped);
+    let mut recording = Recording::new(consumer, provider);
+    for one in ordered {
+        if !recording.push(one.interaction) {
+            skipped.push(Skipped {
+                source: one.label,
+                reason: "not imported: identical to an earlier mapping".into(),
+            });
+        }
+    }
+    Ok(Imported {
+        report: Report {
+            interactions: recording.len(),
+            hosts: Vec::new(),
+            skipped,
+        },
+        recording,
+    })
+}
+
+fn scenario(mapping: &Value) -> Option<Scenario> {
+    let text = |key: &str| mapping.get(key).and_then(Value::as_str).map(str::to_owned);
+    Some(Scenario {
+        name: text("scenarioName")?,
+        required: text("requiredScenarioState"),
+        new_state: text("newScenarioState"),
+    })
+}
+
+/// The Pact V4 interaction for one mapping, or `None` when it cannot be imported at all;
+/// `notes` gets everything left out. Malformed mappings are errors.
+fn interaction(
+    mapping: &Mapping,
+    bodies: &BodyFiles<'_>,
+    notes: &mut Vec<String>,
+) -> Result<Option<Value>, ImportError> {
+    let json = &mapping.json;
+    let Some(request) = json.get("request").and_then(Value::as_object) else {
+        return Err(mapping.shape(
+            "/request",
+            "an object",
+            json.get("request").unwrap_or(&Value::Null),
+        ));
+    };
+    let Some(response) = json.get("response").and_then(Value::as_object) else {
+        return Err(mapping.shape(
+            "/response",
+            "an object",
+            json.get("response").unwrap_or(&Value::Null),
+        ));
+    };
+    for (key, why) in [
+        (
+            "fault",
+            "a fault (a broken connection) cannot be served from a recording",
+        ),
+        (
+            "proxyBaseUrl",
+            "a proxy mapping forwards to another server; record it with `envd proxy` instead",
+        ),
+    ] {
+        if response.contains_key(key) {
+            notes.push(format!("not imported: response.{key}: {why}"));
+            return Ok(None);
+        }
+    }
+    let Some(request_json) = request_part(mapping, request, notes)? else {
+        return Ok(None);
+    };
+    let response_json = response_part(mapping, response, bodies, notes)?;
+    let description = json
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            format!(
+                "{} {}",
+                request_json["method"].as_str().unwrap_or_default(),
+                request_json["path"].as_str().unwrap_or_default()
+            )
+        });
+    let description = match scenario(json) {
+        Some(Scenario { name, required, .. }) => format!(
+            "{description} (scenario {name:?}, state {:?})",
+            required.as_deref().unwrap_or("any")
+        ),
+        None => description,
+    };
+    let mut interaction = json!({
+        "type": "Synchronous/HTTP",
+        "description": description,
+        "request": request_json,
+        "response": response_json,
+    });
+    if let Some(delay) = response.get("fixedDelayMilliseconds") {
+        match delay.as_f64() {
+            Some(ms) => interaction["metadata"] = json!({"envd": {"latencyMs": ms}}),
+            None => {
+                return Err(mapping.shape("/response/fixedDelayMilliseconds", "a number", delay))
+            }
+        }
+    }
+    for (key, why) in [
+        (
+            "delayDistribution",
+            "random delays are not replayed; no latency recorded",
+        ),
+        ("chunkedDribbleDelay", "dribbled bodies are served whole"),
+        (
+            "transformers",
+            "response templates are served as written, not rendered",
+        ),
+        (
+            "transformerParameters",
+            "response templates are served as written, not rendered",
+        ),
+        ("statusMessage", "a custom reason phrase is not served"),
+    ] {
+        if response.contains_key(key) {
+            notes.push(format!("response.{key}: {why}"));
+        }
+    }
+    for key in ["postServeActions", "serveEventListeners"] {
+        if json.get(key).is_some() {
+            notes.push(format!("{key}: webhooks and listeners are not run"));
+        }
+    }
+    Ok(Some(interaction))
+}
+
+fn request_part(
+    mapping: &Mapping,
+    request: &Map<String, Value>,
+    notes: &mut Vec<String>,
+) -> Result<Option<Map<String, Value>>, ImportError> {
+    let mut part = Map::new();
+    let mut rules = Map::new();
+    let method = match request.get("method") {
+        None => "ANY".to_owned(),
+        Some(Value::String(method)) => method.to_ascii_uppercase(),
+        Some(other) => return Err(mapping.shape("/request/method", "a string", other)),
+    };
+    let method = if method == "ANY" {
+        notes.push(
+            "request.method ANY imported as GET: requests with other methods will not match".into(),
+        );
+        "GET".to_owned()
+    } else {
+        method
+    };
+    part.insert("method".into(), json!(method));
+
+    let text = |key: &str| -> Result<Option<&str>, ImportError> {
+        match request.get(key) {
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text)),
+            Some(other) => Err(mapping.shape(&format!("/request/{key}"), "a string", other)),
+        }
+    };
+    if let Some(url) = text("url")? {
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        part.insert("path".into(), json!(decode_path(path)));
+        if !query.is_empty() {
+            part.insert("query".into(), Value::Object(query_json(query)));
+        }
+    } else if let Some(path) = text("urlPath")? {
+        part.insert("path".into(), json!(decode_path(path)));
+    } else {
+        let (key, pattern) = match (text("urlPathPattern")?, text("urlPattern")?) {
+            (Some(pattern), _) => ("urlPathPattern", pattern.to_owned()),
+            (None, Some(pattern)) => ("urlPattern", pattern.to_owned()),
+            (None, None) => ("", ".*".to_owned()),
+        };
+        let pattern = match pattern.split_once("\\?") {
+            Some((path, query)) if key == "urlPattern" => {
+                notes.push(format!(
+                    "request.urlPattern: the query part \\?{query} cannot be expressed as a path rule; only the path is matched"
+                ));
+                path.to_owned()
+            }
+            _ => pattern,
+        };
+        let regex = anchored(&pattern);
+        let example = example_for(&regex).and_then(|example| {
+            if example.starts_with('/') {
+                Ok(example)
+            } else {
+                Err(format!(
+                    "no example path starting with / matches {pattern:?}"
+                ))
+            }
+        });
+        match example {
+            Ok(example) => {
+                part.insert("path".into(), json!(example));
+                rules.insert("path".into(), regex_rule(&regex));
+            }
+            Err(reason) => {
+                notes.push(format!("not imported: request.{key}: {reason}"));
+                return Ok(None);
+            }
+        }
+    }
+
+    let mut query = part
+        .remove("query")
+        .and_then(|query| query.as_object().cloned())
+        .unwrap_or_default();
+    let mut query_rules = Map::new();
+    if let Some(parameters) = request.get("queryParameters") {
+        let Some(parameters) = parameters.as_object() else {
+            return Err(mapping.shape("/request/queryParameters", "an object", parameters));
+        };
+        for (name, spec) in parameters {
+            match value_matcher(spec) {
+                Ok((example, rule)) => {
+                    query.insert(name.clone(), json!([example]));
+                    if let Some(rule) = rule {
+                        query_rules.insert(name.clone(), rule);
+                    }
+                }
+                Err(reason) => notes.push(format!("request.queryParameters.{name}: {reason}")),
+            }
+        }
+    }
+    if !query.is_empty() {
+        part.insert("query".into(), Value::Object(query));
+    }
+    if !query_rules.is_empty() {
+        rules.insert("query".into(), Value::Object(query_rules));
+    }
+
+    let mut headers = Map::new();
+    let mut header_rules = Map::new();
+    if let Some(specs) = request.get("headers") {
+        let Some(specs) = specs.as_object() else {
+            return Err(mapping.shape("/request/headers", "an object", specs));
+        };
+        for (name, spec) in specs {
+            let name = canonical_header_name(name);
+            match value_matcher(spec) {
+                Ok((example, rule)) => {
+                    headers.insert(name.clone(), json!([example]));
+                    if let Some(rule) = rule {
+                        header_rules.insert(name, rule);
+                    }
+                }
+                Err(reason) => notes.push(format!("request.headers.{name}: {reason}")),
+            }
+        }
+    }
+    for (key, what) in [
+        ("cookies", "cookies"),
+        ("basicAuthCredentials", "basic auth credentials"),
+        ("formParameters", "form parameters"),
+        ("multipartPatterns", "multipart patterns"),
+        ("customMatcher", "a custom matcher"),
+        ("host", "a host"),
+        ("port", "a port"),
+        ("scheme", "a scheme"),
+        ("clientIp", "a client IP"),
+        ("pathParameters", "path parameters"),
+    ] {
+        if request.contains_key(key) {
+            notes.push(format!(
+                "request.{key}: {what} cannot be expressed; not checked"
+            ));
+        }
+    }
+    let content_type = headers
+        .get("Content-Type")
+        .and_then(|values| values[0].as_str())
+        .map(str::to_owned);
+    if !headers.is_empty() {
+        part.insert("headers".into(), Value::Object(headers));
+    }
+    if !header_rules.is_empty() {
+        rules.insert("header".into(), Value::Object(header_rules));
+    }
+
+    if let Some(patterns) = request.get("bodyPatterns") {
+        let Some(patterns) = patterns.as_array() else {
+            return Err(mapping.shape("/request/bodyPatterns", "an array", patterns));
+        };
+        if let Some((body, body_rules)) = body_patterns(patterns, content_type.as_deref(), notes) {
+            part.insert("body".into(), body);
+            if !body_rules.is_empty() {
+                rules.insert("body".into(), Value::Object(body_rules));
+            }
+        }
+    }
+    if !rules.is_empty() {
+        part.insert("matchingRules".into(), Value::Object(rules));
+    }
+    Ok(Some(part))
+}
+
+/// A header or query parameter matcher: the example value and the rule (if not literal).
+fn value_matcher(spec: &Value) -> Result<(String, Option<Value>), String> {
+    let Some(spec) = spec.as_object() else {
+        return Err(format!("expected a matcher object, found {}", kind(spec)));
+    };
+    let case_insensitive = spec
+        .get("caseInsensitive")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if let Some(text) = spec.get("equalTo").and_then(Value::as_str) {
+        let rule = case_insensitive.then(|| regex_rule(&format!("(?i)^{}$", regex::escape(text))));
+        return Ok((text.to_owned(), rule));
+    }
+    if let Some(pattern) = spec.get("matches").and_then(Value::as_str) {
+        let regex = anchored(pattern);
+        let example = example_for(&regex)?;
+        return Ok((example, Some(regex_rule(&regex))));
+    }
+    if let Some(text) = spec.get("contains").and_then(Value::as_str) {
+        return Ok((text.to_owned(), Some(regex_rule(&contains_regex(text)))));
+    }
+    let names: Vec<&str> = spec.keys().map(String::as_str).collect();
+    Err(format!(
+        "matcher {} cannot be expressed; not checked",
+        names.join(", ")
+    ))
+}
+
+/// The request body and its rules from `bodyPatterns`; patterns that cannot be expressed
+/// are noted and left out.
+fn body_patterns(
+    patterns: &[Value],
+    content_type: Option<&str>,
+    notes: &mut Vec<String>,
+) -> Option<(Value, Map<String, Value>)> {
+    let mut body: Option<Value> = None;
+    let mut rules = Map::new();
+    let mut json_body: Option<Value> = None;
+    // Paths matchesJsonPath made fields of the expected body.
+    let mut json_paths: Vec<String> = Vec::new();
+    for (index, pattern) in patterns.iter().enumerate() {
+        let at = format!("request.bodyPatterns[{index}]");
+        if let Some(expected) = pattern.get("equalToJson") {
+            let value = match expected {
+                Value::String(text) => match serde_json::from_str::<Value>(text) {
+                    Ok(value) => value,
+                    Err(error) => {
+                        notes.push(format!(
+                            "{at}.equalToJson is not JSON ({error}); not checked"
+                        ));
+                        continue;
+                    }
+                },
+                other => other.clone(),
+            };
+            for option in ["ignoreExtraElements", "ignoreArrayOrder"] {
+                if pattern.get(option).and_then(Value::as_bool) == Some(true) {
+                    notes.push(format!(
+                        "{at}.{option} cannot be expressed: the body must equal the JSON exactly"
+                    ));
+                }
+            }
+            json_body = Some(value);
+        } else if let Some(expression) = pattern.get("matchesJsonPath") {
+            match json_path(expression) {
+                Ok((path, tokens, value, rule)) => {
+                    let skeleton = json_body.get_or_insert_with(|| json!({}));
+                    if insert_at(skeleton, &tokens, value) {
+                        if let Some(rule) = rule {
+                            rules.insert(path.clone(), rule);
+                        }
+                        json_paths.push(path);
+                    } else {
+                        notes.push(format!(
+                            "{at}.matchesJsonPath {path} conflicts with an earlier body pattern; not checked"
+                        ));
+                    }
+                }
+                Err(reason) => notes.push(format!("{at}.matchesJsonPath: {reason}; not checked")),
+            }
+        } else if let Some(text) = pattern.get("equalTo").and_then(Value::as_str) {
+            body = Some(body_json(
+                text.as_bytes(),
+                content_type.or(Some("text/plain")),
+            ));
+        } else {
+            let names: Vec<&str> = pattern
+                .as_object()
+                .map(|fields| fields.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            notes.push(format!(
+                "{at} {} cannot be expressed as a Pact body rule; not checked",
+                names.join(", ")
+            ));
+        }
+    }
+    if !json_paths.is_empty() {
+        notes.push(format!(
+            "request.bodyPatterns matchesJsonPath {}: imported as the fields of an expected body (a bare path as any string); a request body with other fields as well will not match",
+            json_paths.join(", ")
+        ));
+    }
+    if let Some(value) = json_body {
+        body = Some(json!({
+            "content": value,
+            "contentType": content_type.filter(|ct| ct.contains("json")).unwrap_or("application/json"),
+            "encoded": false,
+        }));
+    }
+    body.map(|body| (body, rules))
+}
+
+/// One step of a simple JSON path.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Field(String),
+    Index(usize),
+}
+
+/// A `matchesJsonPath` pattern: the normalized path, its steps, the value placed there and
+/// its rule.
+fn json_path(pattern: &Value) -> Result<(String, Vec<Step>, Value, Option<Value>), String> {
+    let (expression, sub) = match pattern {
+        Value::String(expression) => (expression.as_str(), None),
+        Value::Object(fields) => match fields.get("expression").and_then(Value::as_str) {
+            Some(expression) => (expression, Some(fields)),
+            None => return Err("expected an expression".into()),
+        },
+        other => return Err(format!("expected a JSON path, found {}", kind(other))),
+    };
+    let steps = parse_json_path(expression).ok_or_else(|| {
+        format!("{expression:?} is not a simple path such as $.a.b or $.items[0].id")
+    })?;
+    let path = steps.iter().fold("$".to_owned(), |path, step| match step {
+        Step::Field(name) => format!("{path}.{name}"),
+        Step::Index(index) => format!("{path}[{index}]"),
+    });
+    let Some(sub) = sub else {
+        return Ok((
+            path,
+            steps,
+            json!("<any>"),
+            Some(rule(json!({"match": "type"}))),
+        ));
+    };
+    if let Some(text) = sub.get("equalTo").and_then(Value::as_str) {
+        return Ok((path, steps, json!(text), None));
+    }
+    if let Some(pattern) = sub.get("matches").and_then(Value::as_str) {
+        let regex = anchored(pattern);
+        let example = example_for(&regex)?;
+        return Ok((path, steps, json!(example), Some(regex_rule(&regex))));
+    }
+    if let Some(text) = sub.get("contains").and_then(Value::as_str) {
+        return Ok((
+            path,
+            steps,
+            json!(text),
+            Some(regex_rule(&contains_regex(text))),
+        ));
+    }
+    Err(format!(
+        "{expression}: this sub-matcher cannot be expressed"
+    ))
+}
+
+/// `$.a.b`, `$.items[0].id`, `$['a']`; `None` for filters, wildcards and recursion.
+fn parse_json_path(expression: &str) -> Option<Vec<Step>> {
+    let mut rest = expression.strip_prefix('$')?;
+    let mut steps = Vec::new();
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("['") {
+            let end = after.find("']")?;
+            steps.push(Step::Field(after[..end].to_owned()));
+            rest = &after[end + 2..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let end = after.find(']')?;
+            steps.push(Step::Index(after[..end].trim().parse().ok()?));
+            rest = &after[end + 1..];
+        } else if let Some(after) = rest.strip_prefix('.') {
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            let name = &after[..end];
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+            {
+                return None;
+            }
+            steps.push(Step::Field(name.to_owned()));
+            rest = &after[end..];
+        } else {
+            return None;
+        }
+    }
+    (!steps.is_empty()).then_some(steps)
+}
+
+/// Places `value` at `steps` under `into`, creating objects and arrays on the way; false
+/// when something else is already there.
+fn insert_at(into: &mut Value, steps: &[Step], value: Value) -> bool {
+    let Some((step, rest)) = steps.split_first() else {
+        if into.is_null() || *into == value {
+            *into = value;
+            return true;
+        }
+        return false;
+    };
+    match step {
+        Step::Field(name) => {
+            if into.is_null() {
+                *into = json!({});
+            }
+            match into {
+                Value::Object(fields) => insert_at(
+                    fields.entry(name.clone()).or_insert(Value::Null),
+                    rest,
+                    value,
+                ),
+                _ => false,
+            }
+        }
+        Step::Index(index) => {
+            if into.is_null() {
+                *into = json!([]);
+            }
+            match into {
+                Value::Array(items) => {
+                    while items.len() <= *index {
+                        items.push(json!("<any>"));
+                    }
+                    if items[*index] == json!("<any>") {
+                        items[*index] = Value::Null;
+                    }
+                    insert_at(&mut items[*index], rest, value)
+                }
+                _ => false,
+            }
+        }
+    }
+}
+
+fn response_part(
+    mapping: &Mapping,
+    response: &Map<String, Value>,
+    bodies: &BodyFiles<'_>,
+    notes: &mut Vec<String>,
+) -> Result<Value, ImportError> {
+    let status = match response.get("status") {
+        None => 200,
+        Some(status) => match status.as_u64().filter(|code| (100..=999).contains(code)) {
+            Some(code) => code,
+            None => return Err(mapping.shape("/response/status", "an HTTP status code", status)),
+        },
+    };
+    let mut part = Map::new();
+    part.insert("status".into(), json!(status));
+    let mut headers = Map::new();
+    if let Some(specs) = response.get("headers") {
+        let Some(specs) = specs.as_object() else {
+            return Err(mapping.shape("/response/headers", "an object", specs));
+        };
+        for (name, value) in specs {
+            let values = match value {
+                Value::String(text) => vec![json!(text)],
+                Value::Array(list) if list.iter().all(Value::is_string) => list.clone(),
+                other => {
+                    return Err(mapping.shape(
+                        &format!("/response/headers/{}", pointer_escape(name)),
+                        "a string or an array of strings",
+                        other,
+                    ))
+                }
+            };
+            headers.insert(canonical_header_name(name), Value::Array(values));
+        }
+    }
+    let content_type = headers
+        .get("Content-Type")
+        .and_then(|values| values[0].as_str())
+        .map(str::to_owned);
+    let body = if let Some(value) = response.get("jsonBody") {
+        Some(json!({
+            "content": value,
+            "contentType": content_type.clone().unwrap_or_else(|| "application/json".into()),
+            "encoded": false,
+        }))
+    } else if let Some(text) = response.get("body") {
+        match text {
+            Value::String(text) => Some(body_json(text.as_bytes(), content_type.as_deref())),
+            other => return Err(mapping.shape("/response/body", "a string", other)),
+        }
+    } else if let Some(encoded) = response.get("base64Body") {
+        let bytes = encoded
+            .as_str()
+            .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+            .ok_or_else(|| mapping.shape("/response/base64Body", "base64 text", encoded))?;
+        Some(body_json(&bytes, content_type.as_deref()))
+    } else if let Some(name) = response.get("bodyFileName") {
+        let Some(name) = name.as_str() else {
+            return Err(mapping.shape("/response/bodyFileName", "a string", name));
+        };
+        if name.contains("{{") {
+            notes.push(format!(
+                "response.bodyFileName {name:?} is a template; not imported, the body is empty"
+            ));
+            None
+        } else {
+            let bytes = bodies(name).map_err(|(body_file, source)| ImportError::BodyFile {
+                path: mapping.file.clone(),
+                pointer: format!("{}/response/bodyFileName", mapping.pointer),
+                body_file,
+                source,
+            })?;
+            let guessed = content_type.clone().or_else(|| guess_content_type(name));
+            Some(body_json(&bytes, guessed.as_deref()))
+        }
+    } else {
+        None
+    };
+    if !headers.is_empty() {
+        part.insert("headers".into(), Value::Object(headers));
+    }
+    if let Some(body) = body {
+        part.insert("body".into(), body);
+    }
+    Ok(Value::Object(part))
+}
+
+fn guess_content_type(name: &str) -> Option<String> {
+    let extension = Path::new(name).extension()?.to_str()?.to_ascii_lowercase();
+    let known = match extension.as_str() {
+        "json" => "application/json",
+        "xml" => "application/xml",
+        "html" | "htm" => "text/html",
+        "txt" => "text/plain",
+        "csv" => "text/csv",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "pdf" => "application/pdf",
+        _ => return None,
+    };
+    Some(known.to_owned())
+}
+
+fn pointer_escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// Scenario mappings in state order: each scenario's chain is walked from `Started`
+/// following `newScenarioState`, and its mappings are placed where its first one stood,
+/// sorted by the position of their required state. Identical requests then form a
+/// sequence the stub answers in turn. What that cannot reproduce is reported.
+fn order_scenarios(converted: Vec<Converted>, skipped: &mut Vec<Skipped>) -> Vec<Converted> {
+    let mut names: Vec<String> = Vec::new();
+    for one in &converted {
+        if let Some(scenario) = &one.scenario {
+            if !names.contains(&scenario.name) {
+                names.push(scenario.name.clone());
+            }
+        }
+    }
+    if names.is_empty() {
+        return converted;
+    }
+    let mut slots: Vec<Option<Converted>> = converted.into_iter().map(Some).collect();
+    let mut placed: Vec<(usize, Vec<Converted>)> = Vec::new();
+    for name in &names {
+        let members: Vec<usize> = slots
+            .iter()
+            .enumerate()
+            .filter(|(_, one)| {
+                one.as_ref()
+                    .and_then(|one| one.scenario.as_ref())
+                    .is_some_and(|scenario| &scenario.name == name)
+            })
+            .map(|(at, _)| at)
+            .collect();
+        let first = members[0];
+        let mut group: Vec<Converted> = members.iter().filter_map(|&at| slots[at].take()).collect();
+        // The chain of states, from Started.
+        let mut chain = vec![STARTED.to_owned()];
+        loop {
+            let current = chain.last().cloned().unwrap_or_default();
+            let next = group.iter().find_map(|one| {
+                let scenario = one.scenario.as_ref()?;
+                (scenario.required.as_deref() == Some(current.as_str()))
+                    .then(|| scenario.new_state.clone())
+                    .flatten()
+            });
+            match next {
+                Some(next) if chain.contains(&next) => {
+                    if let Some(one) = group.iter().find(|one| {
+                        one.scenario.as_ref().is_some_and(|scenario| {
+                            scenario.required.as_deref() == Some(current.as_str())
+                        })
+                    }) {
+                        skipped.push(Skipped {
+                            source: one.label.clone(),
+                            reason: format!(
+                                "scenario {name:?} goes back to state {next:?}: the stub does not cycle, it repeats the last answer"
+                            ),
+                        });
+                    }
+                    break;
+                }
+                Some(next) => chain.push(next),
+                None => break,
+            }
+        }
+        let position = |one: &Converted| {
+            let required = one.scenario.as_ref().and_then(|s| s.required.as_deref());
+            match required {
+                None => Some(0),
+                Some(state) => chain.iter().position(|known| known == state),
+            }
+        };
+        let mut kept = Vec::new();
+        for one in group.drain(..) {
+            match position(&one) {
+                Some(at) => kept.push((at, one)),
+                None => skipped.push(Skipped {
+                    source: one.label.clone(),
+                    reason: format!(
+                        "not imported: scenario {name:?} never reaches state {:?} from {STARTED:?}",
+                        one.scenario
+                            .as_ref()
+                            .and_then(|s| s.required.clone())
+                            .unwrap_or_default()
+                    ),
+                }),
+            }
+        }
+        kept.sort_by_key(|(at, _)| *at);
+        // A transition made by one request that changes what another answers cannot be
+        // replayed: the stub's sequences advance per request.
+        for (at, one) in &kept {
+            let Some(new_state) = one.scenario.as_ref().and_then(|s| s.new_state.as_ref()) else {
+                continue;
+            };
+            let others = kept.iter().filter(|(later, other)| {
+                later > at
+                    && other.scenario.as_ref().and_then(|s| s.required.as_ref()) == Some(new_state)
+                    && other.interaction["request"] != one.interaction["request"]
+            });
+            for (_, other) in others {
+                skipped.push(Skipped {
+                    source: other.label.clone(),
+                    reason: format!(
+                        "scenario {name:?}: state {new_state:?} is reached by another request ({}); the stub cannot let one request change another's answer, so this one answers in turn after the earlier states' answers to the same request",
+                        one.label
+                    ),
+                });
+            }
+        }
+        placed.push((first, kept.into_iter().map(|(_, one)| one).collect()));
+    }
+    let mut ordered = Vec::new();
+    for (at, slot) in slots.into_iter().enumerate() {
+        if let Some(index) = placed.iter().position(|(first, _)| *first == at) {
+            let (_, group) = placed.swap_remove(index);
+            ordered.extend(group);
+        }
+        if let Some(one) = slot {
+            ordered.push(one);
+        }
+    }
+    ordered
+}
+
+/// Reports each pair where WireMock's priority and envd's choice (fewest rules, then
+/// order) can disagree: the preferred mapping has more rules than a lower-priority one
+/// that can match the same requests.
+fn report_priorities(ordered: &[Converted], skipped: &mut Vec<Skipped>) {
+    for (at, preferred) in ordered.iter().enumerate() {
+        for other in &ordered[at + 1..] {
+            if other.priority <= preferred.priority {
+                continue;
+            }
+            let (a, b) = (
+                &preferred.interaction["request"],
+                &other.interaction["request"],
+            );
+            if a["method"] != b["method"] || !may_overlap(a, b) {
+                continue;
+            }
+            if rule_count(a) > rule_count(b) {
+                skipped.push(Skipped {
+                    source: preferred.label.clone(),
+                    reason: format!(
+                        "priority {} over {} (priority {}) cannot be preserved: when both match, envd answers with the one with fewer matching rules",
+                        preferred.priority, other.label, other.priority
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// Whether two requests' paths can be the same.
+fn may_overlap(a: &Value, b: &Value) -> bool {
+    let regex = |request: &Value| {
+        request
+            .pointer("/matchingRules/path/matchers/0/regex")
+            .and_then(Value::as_str)
+            .and_then(|regex| regex::Regex::new(regex).ok())
+    };
+    let path = |request: &Value| request["path"].as_str().unwrap_or_default().to_owned();
+    match (regex(a), regex(b)) {
+        (None, None) => path(a) == path(b),
+        (Some(regex), None) => regex.is_match(&path(b)),
+        (None, Some(regex)) => regex.is_match(&path(a)),
+        (Some(_), Some(_)) => true,
+    }
+}
+
+/// The matchers of a request, counted the way the stub ranks interactions.
+fn rule_count(request: &Value) -> usize {
+    fn count(value: &Value) -> usize {
+        match value {
+            Value::Object(fields) => match fields.get("matchers") {
+                Some(Value::Array(matchers)) => matchers.len(),
+                _ => fields.values().map(count).sum(),
+            },
+            _ => 0,
+        }
+    }
+    request.get("matchingRules").map(count).unwrap_or(0)
+}
