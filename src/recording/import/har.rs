@@ -68,24 +68,30 @@ pub fn convert(path: &Path, har: &Value, options: &Options) -> Result<Imported, 
             .and_then(Value::as_str)
             .unwrap_or("GET");
         let source = format!("{}#{pointer} {method} {}", path.display(), short(url));
-        let Some(parsed) = Url::parse(url) else {
+        let parsed = Url::parse(url);
+        if let Some(wanted) = &options.host {
+            let matches = parsed.as_ref().is_some_and(|parsed| {
+                let host_only = parsed.authority.split(':').next().unwrap_or_default();
+                wanted.eq_ignore_ascii_case(&parsed.authority)
+                    || wanted.eq_ignore_ascii_case(host_only)
+            });
+            if !matches {
+                // Another host, by the user's choice: left out without a warning.
+                if let Some(parsed) = &parsed {
+                    if !hosts.contains(&parsed.authority) {
+                        hosts.push(parsed.authority.clone());
+                    }
+                }
+                continue;
+            }
+        }
+        let Some(parsed) = parsed else {
             skipped.push(Skipped {
                 source,
                 reason: "not imported: not an http:// or https:// URL".into(),
             });
             continue;
         };
-        if let Some(wanted) = &options.host {
-            let host_only = parsed.authority.split(':').next().unwrap_or_default();
-            if !wanted.eq_ignore_ascii_case(&parsed.authority)
-                && !wanted.eq_ignore_ascii_case(host_only)
-            {
-                if !hosts.contains(&parsed.authority) {
-                    hosts.push(parsed.authority.clone());
-                }
-                continue;
-            }
-        }
         let status = entry
             .pointer("/response/status")
             .and_then(Value::as_u64)

@@ -865,9 +865,9 @@ fn pointer_escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-/// Scenario mappings in state order: each scenario's chain is walked from `Started`
-/// following `newScenarioState`, and its mappings are placed where its first one stood,
-/// sorted by the position of their required state. Identical requests then form a
+/// Scenario mappings in state order: each scenario's states are walked from `Started`
+/// following `newScenarioState` (breadth first), and its mappings are placed where its
+/// first one stood, sorted by the position of their required state. Identical requests then form a
 /// sequence the stub answers in turn. What that cannot reproduce is reported.
 fn order_scenarios(converted: Vec<Converted>, skipped: &mut Vec<Skipped>) -> Vec<Converted> {
     let mut names: Vec<String> = Vec::new();
@@ -896,35 +896,33 @@ fn order_scenarios(converted: Vec<Converted>, skipped: &mut Vec<Skipped>) -> Vec
             .collect();
         let first = members[0];
         let mut group: Vec<Converted> = members.iter().filter_map(|&at| slots[at].take()).collect();
-        // The chain of states, from Started.
+        // The states in the order they can be reached from Started (breadth first).
         let mut chain = vec![STARTED.to_owned()];
-        loop {
-            let current = chain.last().cloned().unwrap_or_default();
-            let next = group.iter().find_map(|one| {
-                let scenario = one.scenario.as_ref()?;
-                (scenario.required.as_deref() == Some(current.as_str()))
-                    .then(|| scenario.new_state.clone())
-                    .flatten()
-            });
-            match next {
-                Some(next) if chain.contains(&next) => {
-                    if let Some(one) = group.iter().find(|one| {
-                        one.scenario.as_ref().is_some_and(|scenario| {
-                            scenario.required.as_deref() == Some(current.as_str())
-                        })
-                    }) {
-                        skipped.push(Skipped {
-                            source: one.label.clone(),
-                            reason: format!(
-                                "scenario {name:?} goes back to state {next:?}: the stub does not cycle, it repeats the last answer"
-                            ),
-                        });
-                    }
-                    break;
+        let mut at = 0;
+        while at < chain.len() {
+            let current = chain[at].clone();
+            for one in &group {
+                let Some(scenario) = one.scenario.as_ref() else {
+                    continue;
+                };
+                if scenario.required.as_deref() != Some(current.as_str()) {
+                    continue;
                 }
-                Some(next) => chain.push(next),
-                None => break,
+                let Some(next) = &scenario.new_state else {
+                    continue;
+                };
+                match chain.iter().position(|known| known == next) {
+                    None => chain.push(next.clone()),
+                    Some(back) if back < at => skipped.push(Skipped {
+                        source: one.label.clone(),
+                        reason: format!(
+                            "scenario {name:?} goes back to state {next:?}: the stub does not cycle, it repeats the last answer"
+                        ),
+                    }),
+                    Some(_) => {}
+                }
             }
+            at += 1;
         }
         let position = |one: &Converted| {
             let required = one.scenario.as_ref().and_then(|s| s.required.as_deref());
@@ -1044,4 +1042,319 @@ fn rule_count(request: &Value) -> usize {
         }
     }
     request.get("matchingRules").map(count).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Imports one mapping file (`file`, with `__files` bodies) and compares the
+    /// interactions written and what was reported: `(mapping pointer, fragment of the
+    /// reason)`, in order.
+    fn check(file: Value, bodies: &[(&str, &str)], expected: Value, reported: &[(&str, &str)]) {
+        let mappings = split(Path::new("mappings/m.json"), file).expect("mappings");
+        let read = |name: &str| {
+            bodies
+                .iter()
+                .find(|(known, _)| *known == name)
+                .map(|(_, text)| text.as_bytes().to_vec())
+                .ok_or_else(|| {
+                    (
+                        PathBuf::from(format!("__files/{name}")),
+                        std::io::Error::from(std::io::ErrorKind::NotFound),
+                    )
+                })
+        };
+        let imported = convert(&mappings, &read, "shop", "orders").expect("imports");
+        let interactions = imported.recording.to_json()["interactions"].clone();
+        assert_eq!(
+            interactions,
+            expected,
+            "{}",
+            serde_json::to_string_pretty(&interactions).unwrap()
+        );
+        let found: Vec<(String, String)> = imported
+            .report
+            .skipped
+            .iter()
+            .map(|skipped| (skipped.source.clone(), skipped.reason.clone()))
+            .collect();
+        assert_eq!(found.len(), reported.len(), "{found:#?}");
+        for ((source, reason), (pointer, fragment)) in found.iter().zip(reported) {
+            assert!(
+                source.starts_with(&format!("mappings/m.json#{pointer}")),
+                "{source} is not {pointer}"
+            );
+            assert!(reason.contains(fragment), "{reason:?} lacks {fragment:?}");
+        }
+        assert_eq!(
+            imported.report.interactions,
+            expected.as_array().unwrap().len()
+        );
+    }
+
+    fn regex(regex: &str) -> Value {
+        json!({"combine": "AND", "matchers": [{"match": "regex", "regex": regex}]})
+    }
+
+    #[test]
+    fn exact_urls_with_a_delay() {
+        check(
+            json!({
+                "id": "3f1c2a8e-0d1b-4c55-9a0e-5b8f6c1d2e01",
+                "name": "get order 42",
+                "request": {"method": "GET", "url": "/api/orders/42?expand=items&expand=customer"},
+                "response": {"status": 200, "headers": {"Content-Type": "application/json"},
+                             "jsonBody": {"id": 42, "status": "SHIPPED"}, "fixedDelayMilliseconds": 120}
+            }),
+            &[],
+            json!([{
+                "type": "Synchronous/HTTP",
+                "description": "get order 42",
+                "request": {"method": "GET", "path": "/api/orders/42",
+                            "query": {"expand": ["items", "customer"]}},
+                "response": {"status": 200, "headers": {"Content-Type": ["application/json"]},
+                             "body": {"content": {"id": 42, "status": "SHIPPED"},
+                                      "contentType": "application/json", "encoded": false}},
+                "metadata": {"envd": {"latencyMs": 120.0}}
+            }]),
+            &[],
+        );
+    }
+
+    #[test]
+    fn path_patterns_get_a_regex_rule_an_example_and_body_files() {
+        check(
+            json!({"mappings": [{
+                "request": {"method": "GET", "urlPathPattern": "/api/orders/[0-9]+",
+                            "headers": {"Accept": {"contains": "json"},
+                                        "x-tenant": {"equalTo": "ACME", "caseInsensitive": true}},
+                            "queryParameters": {"view": {"matches": "full|summary"}}},
+                "response": {"status": 200, "bodyFileName": "order.json"}
+            }]}),
+            &[("order.json", r#"{"id": 7}"#)],
+            json!([{
+                "type": "Synchronous/HTTP",
+                "description": "GET /api/orders/1",
+                "request": {
+                    "method": "GET", "path": "/api/orders/1",
+                    "query": {"view": ["full"]},
+                    "headers": {"Accept": ["json"], "X-Tenant": ["ACME"]},
+                    "matchingRules": {
+                        "path": regex("^(?:/api/orders/[0-9]+)$"),
+                        "query": {"view": regex("^(?:full|summary)$")},
+                        "header": {"Accept": regex(".*json.*"), "X-Tenant": regex("(?i)^ACME$")}
+                    }
+                },
+                "response": {"status": 200, "body": {"content": {"id": 7},
+                             "contentType": "application/json", "encoded": false}}
+            }]),
+            &[],
+        );
+    }
+
+    #[test]
+    fn json_paths_become_fields_of_an_expected_body() {
+        check(
+            json!({
+                "name": "create order",
+                "request": {"method": "POST", "urlPath": "/api/orders",
+                            "headers": {"Content-Type": {"equalTo": "application/json"}},
+                            "bodyPatterns": [
+                                {"matchesJsonPath": "$.customer.id"},
+                                {"matchesJsonPath": {"expression": "$.currency", "equalTo": "EUR"}},
+                                {"matchesJsonPath": {"expression": "$.lines[0].sku", "matches": "SKU-[0-9]{3}"}},
+                                {"matchesJsonPath": "$.lines[?(@.qty > 1)]"}
+                            ]},
+                "response": {"status": 201, "headers": {"Location": "/api/orders/43"}}
+            }),
+            &[],
+            json!([{
+                "type": "Synchronous/HTTP",
+                "description": "create order",
+                "request": {
+                    "method": "POST", "path": "/api/orders",
+                    "headers": {"Content-Type": ["application/json"]},
+                    "body": {"content": {"customer": {"id": "<any>"}, "currency": "EUR",
+                                         "lines": [{"sku": "SKU-111"}]},
+                             "contentType": "application/json", "encoded": false},
+                    "matchingRules": {"body": {
+                        "$.customer.id": {"combine": "AND", "matchers": [{"match": "type"}]},
+                        "$.lines[0].sku": regex("^(?:SKU-[0-9]{3})$")
+                    }}
+                },
+                "response": {"status": 201, "headers": {"Location": ["/api/orders/43"]}}
+            }]),
+            &[
+                (
+                    "",
+                    "matchesJsonPath: \"$.lines[?(@.qty > 1)]\" is not a simple path",
+                ),
+                (
+                    "",
+                    "a request body with other fields as well will not match",
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_expressed_is_reported_by_mapping() {
+        check(
+            json!({"mappings": [
+                {"request": {"method": "ANY", "urlPattern": "/health.*"},
+                 "response": {"status": 200, "body": "OK"}},
+                {"id": "c0ffee", "request": {"method": "PUT", "urlPath": "/api/orders/42/cancel",
+                             "cookies": {"session": {"matches": ".+"}},
+                             "bodyPatterns": [{"equalToJson": "{\"reason\": \"customer\"}", "ignoreArrayOrder": true},
+                                              {"contains": "customer"}]},
+                 "response": {"status": 204}},
+                {"request": {"method": "GET", "url": "/flaky"},
+                 "response": {"fault": "CONNECTION_RESET_BY_PEER"}}
+            ]}),
+            &[],
+            json!([
+                {"type": "Synchronous/HTTP", "description": "GET /health",
+                 "request": {"method": "GET", "path": "/health",
+                             "matchingRules": {"path": regex("^(?:/health.*)$")}},
+                 "response": {"status": 200, "body": {"content": "OK", "contentType": "text/plain", "encoded": false}}},
+                {"type": "Synchronous/HTTP", "description": "PUT /api/orders/42/cancel",
+                 "request": {"method": "PUT", "path": "/api/orders/42/cancel",
+                             "body": {"content": {"reason": "customer"}, "contentType": "application/json", "encoded": false}},
+                 "response": {"status": 204}}
+            ]),
+            &[
+                ("/mappings/0", "method ANY imported as GET"),
+                ("/mappings/1 (id c0ffee)", "request.cookies"),
+                ("/mappings/1", "ignoreArrayOrder cannot be expressed"),
+                (
+                    "/mappings/1",
+                    "bodyPatterns[1] contains cannot be expressed",
+                ),
+                ("/mappings/2", "not imported: response.fault"),
+            ],
+        );
+    }
+
+    #[test]
+    fn scenarios_become_sequences_in_state_order() {
+        let todo = |state: &str, new: Option<&str>, method: &str, items: Value| {
+            let mut mapping = json!({
+                "scenarioName": "To do list", "requiredScenarioState": state,
+                "request": {"method": method, "url": "/todo/items"},
+                "response": {"status": 200, "jsonBody": {"items": items}}
+            });
+            if let Some(new) = new {
+                mapping["newScenarioState"] = json!(new);
+            }
+            mapping
+        };
+        let interaction = |method: &str, state: &str, items: Value| {
+            json!({
+                "type": "Synchronous/HTTP",
+                "description": format!("{method} /todo/items (scenario \"To do list\", state {state:?})"),
+                "request": {"method": method, "path": "/todo/items"},
+                "response": {"status": 200, "body": {"content": {"items": items},
+                             "contentType": "application/json", "encoded": false}}
+            })
+        };
+        check(
+            json!({"mappings": [
+                // Written out of order: the chain decides.
+                todo("Two", None, "GET", json!(["milk", "eggs"])),
+                todo("One", Some("Two"), "GET", json!(["milk"])),
+                todo("Started", Some("One"), "GET", json!([])),
+                todo("Nowhere", None, "GET", json!(["?"])),
+                todo("Started", Some("Added"), "POST", json!([])),
+                todo("Added", None, "DELETE", json!([])),
+            ]}),
+            &[],
+            json!([
+                interaction("GET", "Started", json!([])),
+                interaction("POST", "Started", json!([])),
+                interaction("GET", "One", json!(["milk"])),
+                interaction("DELETE", "Added", json!([])),
+                interaction("GET", "Two", json!(["milk", "eggs"])),
+            ]),
+            &[
+                ("/mappings/3", "never reaches state \"Nowhere\""),
+                (
+                    "/mappings/5",
+                    "reached by another request (mappings/m.json#/mappings/4)",
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn priorities_order_interactions_and_conflicts_are_reported() {
+        check(
+            json!({"mappings": [
+                {"priority": 10, "request": {"method": "GET", "urlPathPattern": "/api/.*"},
+                 "response": {"status": 404}},
+                {"priority": 1, "name": "special", "request": {"method": "GET", "urlPath": "/api/special",
+                             "headers": {"Accept": {"equalTo": "application/json"}}},
+                 "response": {"status": 200}},
+                {"priority": 2, "name": "picky", "request": {"method": "GET", "urlPath": "/api/picky",
+                             "headers": {"X-Mode": {"matches": "a|b"}, "X-Other": {"contains": "c"}}},
+                 "response": {"status": 200}}
+            ]}),
+            &[],
+            json!([
+                {"type": "Synchronous/HTTP", "description": "special",
+                 "request": {"method": "GET", "path": "/api/special", "headers": {"Accept": ["application/json"]}},
+                 "response": {"status": 200}},
+                {"type": "Synchronous/HTTP", "description": "picky",
+                 "request": {"method": "GET", "path": "/api/picky", "headers": {"X-Mode": ["a"], "X-Other": ["c"]},
+                             "matchingRules": {"header": {"X-Mode": regex("^(?:a|b)$"), "X-Other": regex(".*c.*")}}},
+                 "response": {"status": 200}},
+                {"type": "Synchronous/HTTP", "description": "GET /api/",
+                 "request": {"method": "GET", "path": "/api/", "matchingRules": {"path": regex("^(?:/api/.*)$")}},
+                 "response": {"status": 404}}
+            ]),
+            &[(
+                "/mappings/2 \"picky\"",
+                "priority 2 over mappings/m.json#/mappings/0 (priority 10) cannot be preserved",
+            )],
+        );
+    }
+
+    #[test]
+    fn malformed_mappings_name_the_file_and_pointer() {
+        let mappings = split(
+            Path::new("m.json"),
+            json!({"mappings": [{"request": {"url": "/a"}, "response": {"status": "ok"}}]}),
+        )
+        .unwrap();
+        let error = convert(&mappings, &|_| unreachable!(), "c", "p").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "m.json#/mappings/0/response/status: expected an HTTP status code, found the string \"ok\""
+        );
+        let error = split(Path::new("m.json"), json!([1])).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("m.json#: expected a WireMock mapping"),
+            "{error}"
+        );
+        let mappings = split(
+            Path::new("m.json"),
+            json!({"request": {"url": "/a"}, "response": {"bodyFileName": "missing.json"}}),
+        )
+        .unwrap();
+        let error = convert(
+            &mappings,
+            &|name| Err((PathBuf::from(name), std::io::ErrorKind::NotFound.into())),
+            "c",
+            "p",
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().starts_with(
+                "m.json#/response/bodyFileName: cannot read the body file missing.json"
+            ),
+            "{error}"
+        );
+    }
 }
