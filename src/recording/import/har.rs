@@ -321,3 +321,260 @@ impl Url {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn options(host: Option<&str>, redact_json: &[&str]) -> Options {
+        let paths: Vec<String> = redact_json.iter().map(|path| (*path).to_owned()).collect();
+        Options {
+            redaction: Redaction::new(&[], &paths).unwrap(),
+            consumer: "shop-web".into(),
+            provider: None,
+            host: host.map(str::to_owned),
+        }
+    }
+
+    /// Converts a HAR of `entries` and compares the interactions, the provider, the hosts
+    /// and what was reported: `(entry pointer, fragment of the reason)`.
+    fn check(
+        entries: Value,
+        options: &Options,
+        expected: Value,
+        provider: &str,
+        hosts: &[&str],
+        reported: &[(&str, &str)],
+    ) {
+        let har = json!({"log": {"version": "1.2", "creator": {"name": "Firefox", "version": "128.0"},
+                                 "entries": entries}});
+        let imported = convert(Path::new("shop.har"), &har, options).expect("imports");
+        let written = imported.recording.to_json();
+        assert_eq!(
+            written["interactions"],
+            expected,
+            "{}",
+            serde_json::to_string_pretty(&written["interactions"]).unwrap()
+        );
+        assert_eq!(written["provider"]["name"], provider);
+        assert_eq!(imported.report.hosts, hosts);
+        let found = &imported.report.skipped;
+        assert_eq!(found.len(), reported.len(), "{found:#?}");
+        for (skipped, (pointer, fragment)) in found.iter().zip(reported) {
+            assert!(
+                skipped.source.starts_with(&format!("shop.har#{pointer} ")),
+                "{} is not {pointer}",
+                skipped.source
+            );
+            assert!(
+                skipped.reason.contains(fragment),
+                "{:?} lacks {fragment:?}",
+                skipped.reason
+            );
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> Value {
+        pairs
+            .iter()
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect()
+    }
+
+    fn entry(method: &str, url: &str, request_headers: &[(&str, &str)], response: Value) -> Value {
+        json!({
+            "startedDateTime": "2026-11-20T10:00:00.100Z", "time": 83.4,
+            "request": {"method": method, "url": url, "httpVersion": "HTTP/2",
+                        "headers": headers(request_headers), "queryString": [], "cookies": [],
+                        "headersSize": -1, "bodySize": 0},
+            "response": response,
+            "cache": {}, "timings": {"send": 0.1, "wait": 80.2, "receive": 3.1}
+        })
+    }
+
+    fn products() -> Value {
+        entry(
+            "GET",
+            "https://api.shop.example.com/v1/products?category=shoes&page=2",
+            &[
+                (":authority", "api.shop.example.com"),
+                ("accept", "application/json"),
+                (
+                    "authorization",
+                    "Bearer eyJhbGciOiJIUzI1NiJ9.c2VjcmV0.tok3n",
+                ),
+                ("cookie", "session=s3ss10n; theme=dark"),
+                ("user-agent", "Mozilla/5.0"),
+            ],
+            json!({"status": 200, "statusText": "OK",
+                   "headers": headers(&[("content-type", "application/json; charset=utf-8"),
+                                        ("content-encoding", "br"),
+                                        ("set-cookie", "session=n3w; HttpOnly")]),
+                   "content": {"size": 40, "mimeType": "application/json",
+                               "text": "{\"items\":[{\"id\":\"p-1\"}],\"page\":2}"}}),
+        )
+    }
+
+    fn add_to_cart() -> Value {
+        let mut post = entry(
+            "POST",
+            "https://api.shop.example.com/v1/cart/items",
+            &[
+                ("content-type", "application/json"),
+                ("accept", "application/json"),
+            ],
+            json!({"status": 201, "headers": headers(&[("content-type", "application/json")]),
+                   "content": {"size": 8, "mimeType": "application/json", "text": "{\"id\":9}"}}),
+        );
+        post["time"] = json!(140.0);
+        post["request"]["postData"] = json!({"mimeType": "application/json",
+            "text": "{\"productId\":\"p-1\",\"quantity\":2,\"cardToken\":\"tok_visa_4242\"}"});
+        post
+    }
+
+    fn image() -> Value {
+        entry(
+            "GET",
+            "https://cdn.shop.example.com/img/p%201.png",
+            &[("accept", "image/avif,image/webp,*/*")],
+            json!({"status": 200, "headers": headers(&[("content-type", "image/png"), ("content-length", "8")]),
+                   "content": {"size": 8, "mimeType": "image/png", "text": "iVBORw0KGgo=", "encoding": "base64"}}),
+        )
+    }
+
+    #[test]
+    fn entries_become_redacted_interactions() {
+        check(
+            json!([products(), add_to_cart(), image()]),
+            &options(None, &["$.cardToken"]),
+            json!([
+                {"type": "Synchronous/HTTP", "description": "GET /v1/products?category=shoes&page=2",
+                 "request": {"method": "GET", "path": "/v1/products",
+                             "query": {"category": ["shoes"], "page": ["2"]},
+                             "headers": {"Accept": ["application/json"], "Authorization": ["<redacted>"],
+                                         "Cookie": ["<redacted>"]},
+                             "matchingRules": {"header": {
+                                 "Authorization": {"combine": "AND", "matchers": [{"match": "type"}]},
+                                 "Cookie": {"combine": "AND", "matchers": [{"match": "type"}]}}}},
+                 "response": {"status": 200,
+                              "headers": {"Content-Type": ["application/json; charset=utf-8"],
+                                          "Set-Cookie": ["<redacted>"]},
+                              "body": {"content": {"items": [{"id": "p-1"}], "page": 2},
+                                       "contentType": "application/json; charset=utf-8", "encoded": false},
+                              "matchingRules": {"header": {
+                                  "Set-Cookie": {"combine": "AND", "matchers": [{"match": "type"}]}}}},
+                 "metadata": {"envd": {"latencyMs": 83.4}}},
+                {"type": "Synchronous/HTTP", "description": "POST /v1/cart/items",
+                 "request": {"method": "POST", "path": "/v1/cart/items",
+                             "headers": {"Content-Type": ["application/json"], "Accept": ["application/json"]},
+                             "body": {"content": {"productId": "p-1", "quantity": 2, "cardToken": "<redacted>"},
+                                      "contentType": "application/json", "encoded": false},
+                             "matchingRules": {"body": {
+                                 "$.cardToken": {"combine": "AND", "matchers": [{"match": "type"}]}}}},
+                 "response": {"status": 201, "headers": {"Content-Type": ["application/json"]},
+                              "body": {"content": {"id": 9}, "contentType": "application/json", "encoded": false}},
+                 "metadata": {"envd": {"latencyMs": 140.0}}},
+                {"type": "Synchronous/HTTP", "description": "GET /img/p 1.png",
+                 "request": {"method": "GET", "path": "/img/p 1.png",
+                             "headers": {"Accept": ["image/avif,image/webp,*/*"]}},
+                 "response": {"status": 200, "headers": {"Content-Type": ["image/png"]},
+                              "body": {"content": "iVBORw0KGgo=", "contentType": "image/png", "encoded": "base64"}},
+                 "metadata": {"envd": {"latencyMs": 83.4}}}
+            ]),
+            "har-import",
+            &["api.shop.example.com", "cdn.shop.example.com"],
+            &[],
+        );
+    }
+
+    #[test]
+    fn entries_that_cannot_be_replayed_are_reported() {
+        let data = entry(
+            "GET",
+            "data:image/svg+xml;base64,PHN2Zy8+",
+            &[],
+            json!({"status": 200, "headers": [], "content": {"size": 6, "mimeType": "image/svg+xml"}}),
+        );
+        let blocked = entry(
+            "GET",
+            "https://analytics.example.net/collect?v=1",
+            &[],
+            json!({"status": 0, "headers": [], "content": {"size": 0, "mimeType": ""},
+                   "_error": "net::ERR_BLOCKED_BY_CLIENT"}),
+        );
+        let unsaved = entry(
+            "GET",
+            "http://api.shop.example.com:8080/v1/big",
+            &[],
+            json!({"status": 200, "headers": [], "content": {"size": 90000, "mimeType": "application/json"}}),
+        );
+        check(
+            json!([data, blocked, unsaved]),
+            &options(None, &[]),
+            json!([{"type": "Synchronous/HTTP", "description": "GET /v1/big",
+                    "request": {"method": "GET", "path": "/v1/big"},
+                    "response": {"status": 200},
+                    "metadata": {"envd": {"latencyMs": 83.4}}}]),
+            "api.shop.example.com",
+            &["api.shop.example.com:8080"],
+            &[
+                ("/log/entries/0", "not an http:// or https:// URL"),
+                ("/log/entries/1", "no response (status 0"),
+                (
+                    "/log/entries/2",
+                    "the HAR did not save the body (90000 bytes)",
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_host_keeps_only_its_entries() {
+        check(
+            json!([image(), products()]),
+            &options(Some("cdn.shop.example.com"), &[]),
+            json!([{"type": "Synchronous/HTTP", "description": "GET /img/p 1.png",
+                    "request": {"method": "GET", "path": "/img/p 1.png",
+                             "headers": {"Accept": ["image/avif,image/webp,*/*"]}},
+                    "response": {"status": 200, "headers": {"Content-Type": ["image/png"]},
+                                 "body": {"content": "iVBORw0KGgo=", "contentType": "image/png", "encoded": "base64"}},
+                    "metadata": {"envd": {"latencyMs": 83.4}}}]),
+            "cdn.shop.example.com",
+            &["cdn.shop.example.com"],
+            &[],
+        );
+        let har = json!({"log": {"entries": [products()]}});
+        let error = convert(
+            Path::new("shop.har"),
+            &har,
+            &options(Some("nope.example.com"), &[]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "--host nope.example.com: no entries for this host; the HAR holds requests to api.shop.example.com"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_har_names_the_pointer() {
+        let error =
+            convert(Path::new("x.har"), &json!({"log": {}}), &options(None, &[])).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "x.har#/log/entries: expected an array of HAR entries, found nothing"
+        );
+        let error = convert(
+            Path::new("x.har"),
+            &json!({"log": {"entries": [{"request": {"method": "GET"}}]}}),
+            &options(None, &[]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "x.har#/log/entries/0/request/url: expected a URL, found nothing"
+        );
+    }
+}
