@@ -3,6 +3,7 @@
 mod harness;
 
 mod bad_input;
+mod import;
 mod misses;
 mod proxy;
 mod serving;
