@@ -47,7 +47,7 @@ enum Command {
     #[command(after_help = PROXY_HELP)]
     Proxy(ProxyArgs),
     /// Turn WireMock mappings or a HAR capture into a recording (a Pact V4 file)
-    #[command(subcommand)]
+    #[command(subcommand, after_help = IMPORT_HELP)]
     Import(ImportCommand),
 }
 
@@ -60,6 +60,21 @@ enum ImportCommand {
     #[command(after_help = HAR_HELP)]
     Har(HarArgs),
 }
+
+const IMPORT_HELP: &str = "\
+What a Pact interaction cannot express is listed per mapping or entry on stderr (and
+under \"skipped\" with --json); the recording is still written. `envd import wiremock
+--help` and `envd import har --help` show what maps to what.
+
+Examples:
+  envd import wiremock wiremock/ --out stubs/orders.json --provider orders
+  envd import har session.har --out stubs/users.json --host users.staging.example.com
+  envd stub --recording stubs/orders.json
+
+Exit codes:
+  0  imported; anything left out is listed
+  2  unreadable or invalid input (named with file and JSON pointer)
+  3  cannot write the recording";
 
 const WIREMOCK_HELP: &str = "\
 Reads a mappings directory (every *.json below it, in name order), a WireMock root holding

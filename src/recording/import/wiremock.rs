@@ -20,7 +20,7 @@ use super::{
     anchored, contains_regex, decode_path, example_for, kind, loads, query_json, read_json,
     regex_rule, rule, ImportError, Imported, Report, Skipped,
 };
-use crate::recording::{body_json, canonical_header_name, Recording};
+use crate::recording::{body_json, canonical_header_name, Recording, Redaction, HOP_BY_HOP};
 
 /// WireMock's priority when a mapping gives none.
 const DEFAULT_PRIORITY: i64 = 5;
@@ -340,12 +340,31 @@ fn interaction(
             notes.push(format!("response.{key}: {why}"));
         }
     }
+    redact(&mut interaction, notes);
     for key in ["postServeActions", "serveEventListeners"] {
         if json.get(key).is_some() {
             notes.push(format!("{key}: webhooks and listeners are not run"));
         }
     }
     Ok(Some(interaction))
+}
+
+/// Secret headers (Authorization, Cookie, …) written in a mapping are redacted like
+/// recorded ones: secrets never reach a recording. The request then accepts any value.
+fn redact(interaction: &mut Value, notes: &mut Vec<String>) {
+    let redaction = Redaction::default();
+    for part in ["request", "response"] {
+        if let Some(headers) = interaction[part]["headers"].as_object() {
+            for name in headers.keys() {
+                if redaction.is_secret_header(&name.to_ascii_lowercase()) {
+                    notes.push(format!(
+                        "{part}.headers.{name}: a secret header; its value is redacted and any value matches"
+                    ));
+                }
+            }
+        }
+    }
+    redaction.apply(interaction);
 }
 
 fn request_part(
@@ -789,6 +808,12 @@ fn response_part(
                     ))
                 }
             };
+            if HOP_BY_HOP.contains(&name.to_ascii_lowercase().as_str()) {
+                notes.push(format!(
+                    "response.headers.{name}: a hop-by-hop header; the stub sets its own"
+                ));
+                continue;
+            }
             headers.insert(canonical_header_name(name), Value::Array(values));
         }
     }
@@ -1232,6 +1257,31 @@ mod tests {
                     "bodyPatterns[1] contains cannot be expressed",
                 ),
                 ("/mappings/2", "not imported: response.fault"),
+            ],
+        );
+    }
+
+    #[test]
+    fn secrets_written_in_mappings_are_redacted() {
+        let any = json!({"combine": "AND", "matchers": [{"match": "type"}]});
+        check(
+            json!({"request": {"method": "GET", "url": "/me",
+                               "headers": {"Authorization": {"equalTo": "Bearer s3cr3t"}}},
+                   "response": {"status": 200, "headers": {"Set-Cookie": "sid=abc", "Content-Length": "2"},
+                                "body": "{}"}}),
+            &[],
+            json!([{
+                "type": "Synchronous/HTTP", "description": "GET /me",
+                "request": {"method": "GET", "path": "/me", "headers": {"Authorization": ["<redacted>"]},
+                            "matchingRules": {"header": {"Authorization": any}}},
+                "response": {"status": 200, "headers": {"Set-Cookie": ["<redacted>"]},
+                             "body": {"content": {}, "contentType": "application/json", "encoded": false},
+                             "matchingRules": {"header": {"Set-Cookie": any}}}
+            }]),
+            &[
+                ("", "response.headers.Content-Length: a hop-by-hop header"),
+                ("", "request.headers.Authorization: a secret header"),
+                ("", "response.headers.Set-Cookie: a secret header"),
             ],
         );
     }
