@@ -95,6 +95,8 @@ What maps to what:
                               answers them in turn, the last repeating
   priority                    interactions are written by priority; envd prefers the
                               match with fewest rules, so a conflict is reported
+  secret headers              Authorization, Cookie, Set-Cookie, … are redacted (any
+                              value matches), as in recordings
 
 Everything that cannot be expressed (ignoreExtraElements, contains on a body, absent,
 cookies, faults, proxying, templates, a transition made by another request, …) is listed on

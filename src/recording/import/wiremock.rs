@@ -215,8 +215,7 @@ pub fn convert(
             });
         }
     }
-    let ordered = order_scenarios(converted, &mut skipped);
-    let mut ordered = ordered;
+    let mut ordered = order_scenarios(converted, &mut skipped);
     ordered.sort_by_key(|one| one.priority);
     report_priorities(&ordered, &mut skipped);
     let mut recording = Recording::new(consumer, provider);
@@ -408,7 +407,8 @@ fn request_part(
         let (key, pattern) = match (text("urlPathPattern")?, text("urlPattern")?) {
             (Some(pattern), _) => ("urlPathPattern", pattern.to_owned()),
             (None, Some(pattern)) => ("urlPattern", pattern.to_owned()),
-            (None, None) => ("", ".*".to_owned()),
+            // No URL at all: WireMock matches every path.
+            (None, None) => ("url", ".*".to_owned()),
         };
         let pattern = match pattern.split_once("\\?") {
             Some((path, query)) if key == "urlPattern" => {
@@ -420,14 +420,13 @@ fn request_part(
             _ => pattern,
         };
         let regex = anchored(&pattern);
+        // A path starts with /; `.*` alone would give the empty string.
         let example = example_for(&regex).and_then(|example| {
-            if example.starts_with('/') {
-                Ok(example)
-            } else {
-                Err(format!(
-                    "no example path starting with / matches {pattern:?}"
-                ))
-            }
+            let compiled = regex::Regex::new(&regex).map_err(|error| error.to_string())?;
+            [example.clone(), format!("/{example}")]
+                .into_iter()
+                .find(|candidate| candidate.starts_with('/') && compiled.is_match(candidate))
+                .ok_or_else(|| format!("no example path starting with / matches {pattern:?}"))
         });
         match example {
             Ok(example) => {
@@ -1258,6 +1257,20 @@ mod tests {
                 ),
                 ("/mappings/2", "not imported: response.fault"),
             ],
+        );
+    }
+
+    #[test]
+    fn a_mapping_without_a_url_matches_every_path() {
+        check(
+            json!({"request": {"method": "DELETE"}, "response": {"status": 405}}),
+            &[],
+            json!([{
+                "type": "Synchronous/HTTP", "description": "DELETE /",
+                "request": {"method": "DELETE", "path": "/", "matchingRules": {"path": regex("^(?:.*)$")}},
+                "response": {"status": 405}
+            }]),
+            &[],
         );
     }
 
