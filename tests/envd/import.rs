@@ -199,6 +199,15 @@ fn bad_mappings_exit_2_naming_the_file_and_pointer() {
             && stderr.contains("__files/gone.json"),
         "{stderr}"
     );
+
+    let root = wiremock_root(&work);
+    let nowhere = work.path("no/such/dir/out.json").display().to_string();
+    let (code, _, stderr) = run(&["import", "wiremock", &root, "--out", &nowhere]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{nowhere}: cannot write the recording")),
+        "{stderr}"
+    );
 }
 
 const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXVzZXI.Zm9vYmFy";

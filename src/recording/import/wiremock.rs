@@ -72,7 +72,9 @@ pub fn import(input: &Path, consumer: &str, provider: &str) -> Result<Imported, 
     let mut mappings = Vec::new();
     for file in files {
         let value = read_json(&file)?;
+        let before = mappings.len();
         mappings.extend(split(&file, value)?);
+        tracing::debug!(file = %file.display(), mappings = mappings.len() - before, "read WireMock mappings");
     }
     let bodies = |name: &str| {
         let path = bodies_dir.join(name);
