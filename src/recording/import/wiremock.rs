@@ -205,13 +205,15 @@ pub fn convert(
             reason,
         }));
         if let Some(interaction) = imported {
+            let priority = match mapping.json.get("priority") {
+                None => DEFAULT_PRIORITY,
+                Some(priority) => priority
+                    .as_i64()
+                    .ok_or_else(|| mapping.shape("/priority", "an integer", priority))?,
+            };
             converted.push(Converted {
                 label,
-                priority: mapping
-                    .json
-                    .get("priority")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(DEFAULT_PRIORITY),
+                priority,
                 scenario: scenario(&mapping.json),
                 interaction,
             });
@@ -220,6 +222,7 @@ pub fn convert(
     let mut ordered = order_scenarios(converted, &mut skipped);
     ordered.sort_by_key(|one| one.priority);
     report_priorities(&ordered, &mut skipped);
+    report_repeats(&ordered, &mut skipped);
     let mut recording = Recording::new(consumer, provider);
     for one in ordered {
         if !recording.push(one.interaction) {
@@ -1039,6 +1042,30 @@ fn report_priorities(ordered: &[Converted], skipped: &mut Vec<Skipped>) {
     }
 }
 
+/// Outside scenarios, WireMock answers identical requests with one mapping every time;
+/// the stub answers them in turn. Each such repeat is reported.
+fn report_repeats(ordered: &[Converted], skipped: &mut Vec<Skipped>) {
+    for (at, one) in ordered.iter().enumerate() {
+        if one.scenario.is_some() {
+            continue;
+        }
+        let earlier = ordered[..at].iter().find(|earlier| {
+            earlier.scenario.is_none()
+                && earlier.interaction["request"] == one.interaction["request"]
+                && earlier.interaction["response"] != one.interaction["response"]
+        });
+        if let Some(earlier) = earlier {
+            skipped.push(Skipped {
+                source: one.label.clone(),
+                reason: format!(
+                    "the same request as {}: the stub answers them in turn, the last repeating, where WireMock always answers with one of them",
+                    earlier.label
+                ),
+            });
+        }
+    }
+}
+
 /// Whether two requests' paths can be the same.
 fn may_overlap(a: &Value, b: &Value) -> bool {
     let regex = |request: &Value| {
@@ -1236,7 +1263,9 @@ mod tests {
                                               {"contains": "customer"}]},
                  "response": {"status": 204}},
                 {"request": {"method": "GET", "url": "/flaky"},
-                 "response": {"fault": "CONNECTION_RESET_BY_PEER"}}
+                 "response": {"fault": "CONNECTION_RESET_BY_PEER"}},
+                {"request": {"method": "GET", "urlPattern": "/health.*"},
+                 "response": {"status": 503}}
             ]}),
             &[],
             json!([
@@ -1247,7 +1276,11 @@ mod tests {
                 {"type": "Synchronous/HTTP", "description": "PUT /api/orders/42/cancel",
                  "request": {"method": "PUT", "path": "/api/orders/42/cancel",
                              "body": {"content": {"reason": "customer"}, "contentType": "application/json", "encoded": false}},
-                 "response": {"status": 204}}
+                 "response": {"status": 204}},
+                {"type": "Synchronous/HTTP", "description": "GET /health",
+                 "request": {"method": "GET", "path": "/health",
+                             "matchingRules": {"path": regex("^(?:/health.*)$")}},
+                 "response": {"status": 503}}
             ]),
             &[
                 ("/mappings/0", "method ANY imported as GET"),
@@ -1258,6 +1291,7 @@ mod tests {
                     "bodyPatterns[1] contains cannot be expressed",
                 ),
                 ("/mappings/2", "not imported: response.fault"),
+                ("/mappings/3", "the same request as mappings/m.json#/mappings/0: the stub answers them in turn"),
             ],
         );
     }
