@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::daemon;
 use crate::error::{Error, EXIT_OK};
 use crate::proxy;
+use crate::recording::import::{self, ImportError};
 use crate::server;
 use crate::stub;
 
@@ -50,6 +51,9 @@ enum Command {
     /// /routes/NAME/… behind one authenticated endpoint
     #[command(after_help = DAEMON_HELP)]
     Daemon(DaemonArgs),
+    /// Turn WireMock mappings or a HAR capture into a recording (a Pact V4 file)
+    #[command(subcommand, after_help = IMPORT_HELP)]
+    Import(ImportCommand),
 }
 
 const DAEMON_HELP: &str = "\
@@ -126,6 +130,220 @@ impl DaemonArgs {
             timeout: self.timeout,
             limits: server::Limits::default(),
         })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// WireMock stub mappings (and their __files bodies) into a recording
+    #[command(after_help = WIREMOCK_HELP)]
+    Wiremock(WiremockArgs),
+    /// A HAR 1.2 capture (a browser's "save all as HAR") into a redacted recording
+    #[command(after_help = HAR_HELP)]
+    Har(HarArgs),
+}
+
+const IMPORT_HELP: &str = "\
+What a Pact interaction cannot express is listed per mapping or entry on stderr (and
+under \"skipped\" with --json); the recording is still written. `envd import wiremock
+--help` and `envd import har --help` show what maps to what.
+
+Examples:
+  envd import wiremock wiremock/ --out stubs/orders.json --provider orders
+  envd import har session.har --out stubs/users.json --host users.staging.example.com
+  envd stub --recording stubs/orders.json
+
+Exit codes:
+  0  imported; anything left out is listed
+  2  unreadable or invalid input (named with file and JSON pointer)
+  3  cannot write the recording";
+
+const WIREMOCK_HELP: &str = "\
+Reads a mappings directory (every *.json below it, in name order), a WireMock root holding
+mappings/ and __files/, or one mapping file. A file holds one mapping or
+{\"mappings\": [...]}. bodyFileName is read from the __files directory beside mappings/.
+
+What maps to what:
+  method                      the method; ANY becomes GET (reported)
+  url / urlPath               the path (and query), exactly
+  urlPathPattern / urlPattern a path regex rule with an example path
+  headers, queryParameters    equalTo: literal (caseInsensitive: regex); matches: regex
+                              rule; contains: regex rule .*TEXT.*
+  bodyPatterns                equalToJson: the JSON body; matchesJsonPath $.a.b: a field
+                              with a type (or equalTo / matches) rule; equalTo: text body
+  response                    status, headers, body / jsonBody / base64Body / bodyFileName
+  fixedDelayMilliseconds      metadata.envd.latencyMs
+  scenarios                   identical requests in state order from \"Started\": the stub
+                              answers them in turn, the last repeating
+  priority                    interactions are written by priority; envd prefers the
+                              match with fewest rules, so a conflict is reported
+  secret headers              Authorization, Cookie, Set-Cookie, … are redacted (any
+                              value matches), as in recordings
+
+Everything that cannot be expressed (ignoreExtraElements, contains on a body, absent,
+cookies, faults, proxying, templates, a transition made by another request, …) is listed on
+stderr per mapping (file#/pointer and name) and under \"skipped\" in --json output. The
+recording is still written; such mappings are imported in part or, when marked \"not
+imported\", left out.
+
+Differences that always hold: a request with query parameters the mapping does not list
+does not match (WireMock ignores them with urlPath, urlPathPattern and queryParameters); a
+JSON request body must not carry fields beyond the matched ones.
+
+FILE is replaced whole, atomically: an import is a re-generation.
+
+Examples:
+  envd import wiremock wiremock/mappings --out stubs/payments.json --provider payments
+  envd import wiremock wiremock/ --out stubs/payments.json --json
+  envd stub --recording stubs/payments.json
+
+Exit codes:
+  0  imported; anything left out is listed (on stderr, and in --json)
+  2  unreadable or invalid input (the message names the file and JSON pointer)
+  3  cannot write FILE";
+
+const HAR_HELP: &str = "\
+Each entry (log.entries[]) becomes an interaction: method, decoded path, query, the body of
+postData, the response's status, headers and content (base64 decoded), and entry.time as
+metadata.envd.latencyMs. Identical exchanges are kept once. Like `envd proxy`, only the
+request headers Accept, Content-Type and the secret ones are kept; Authorization,
+Proxy-Authorization, Cookie, Set-Cookie and X-Api-Key (and every --redact-header /
+--redact-json) are replaced by placeholders with any-value rules. Content-Encoding is
+dropped: a HAR holds bodies decoded.
+
+Entries that are not http(s) (data:, blob:, ws:, …), that got no response (status 0), or
+whose body the HAR did not save are listed on stderr and under \"skipped\" in --json
+output. Without --host, every host is imported and the hosts are listed.
+
+FILE is replaced whole, atomically: an import is a re-generation.
+
+Examples:
+  envd import har session.har --out stubs/users.json --host users.staging.example.com
+  envd import har session.har --out stubs/all.json --redact-json '$.password' --json
+
+Exit codes:
+  0  imported; anything left out is listed (on stderr, and in --json)
+  2  unreadable or invalid input (the message names the file and JSON pointer), or a
+     --host with no entries
+  3  cannot write FILE";
+
+#[derive(Debug, Args)]
+struct WiremockArgs {
+    /// A mappings directory, a WireMock root (mappings/ and __files/), or a mapping file
+    #[arg(value_name = "DIR|FILE")]
+    input: PathBuf,
+
+    #[command(flatten)]
+    output: ImportOutput,
+
+    /// Provider name written in the recording [default: `wiremock`]
+    #[arg(long)]
+    provider: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct HarArgs {
+    /// A HAR 1.2 file
+    #[arg(value_name = "FILE")]
+    input: PathBuf,
+
+    #[command(flatten)]
+    output: ImportOutput,
+
+    /// Provider name written in the recording [default: the host, when there is one]
+    #[arg(long)]
+    provider: Option<String>,
+
+    /// Keep only requests to this host (`name` or `name:port`)
+    #[arg(long)]
+    host: Option<String>,
+
+    /// Another header to redact; repeatable
+    #[arg(long = "redact-header", value_name = "NAME")]
+    redact_headers: Vec<String>,
+
+    /// A JSON field to redact in bodies, such as `$.password` or `$.cards[*].number`;
+    /// repeatable
+    #[arg(long = "redact-json", value_name = "PATH")]
+    redact_json: Vec<String>,
+}
+
+/// Where an import goes and how it is reported: shared by every importer.
+#[derive(Debug, Args)]
+struct ImportOutput {
+    /// The recording to write (a Pact V4 file), replaced whole
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+
+    /// Consumer name written in the recording
+    #[arg(long, default_value = crate::recording::DEFAULT_CONSUMER)]
+    consumer: String,
+
+    /// Print the report as JSON on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+/// Provider name of a WireMock import when none is given.
+const WIREMOCK_PROVIDER: &str = "wiremock";
+
+impl ImportCommand {
+    fn run(self) -> Result<(), Error> {
+        let (imported, output, input) = match self {
+            ImportCommand::Wiremock(args) => {
+                let provider = args.provider.as_deref().unwrap_or(WIREMOCK_PROVIDER);
+                let imported =
+                    import::wiremock::import(&args.input, &args.output.consumer, provider)?;
+                (imported, args.output, args.input)
+            }
+            ImportCommand::Har(args) => {
+                let options = import::har::Options {
+                    redaction: crate::recording::Redaction::new(
+                        &args.redact_headers,
+                        &args.redact_json,
+                    )
+                    .map_err(ImportError::from)?,
+                    consumer: args.output.consumer.clone(),
+                    provider: args.provider,
+                    host: args.host,
+                };
+                (
+                    import::har::import(&args.input, &options)?,
+                    args.output,
+                    args.input,
+                )
+            }
+        };
+        import::write(&imported, &output.out)?;
+        let report = &imported.report;
+        let mut stderr = std::io::stderr().lock();
+        for skipped in &report.skipped {
+            let _ = writeln!(
+                stderr,
+                "envd: warning: {}: {}",
+                skipped.source, skipped.reason
+            );
+        }
+        let mut stdout = std::io::stdout().lock();
+        if output.json {
+            let mut json = serde_json::to_value(report).unwrap_or_default();
+            json["out"] = serde_json::json!(output.out.display().to_string());
+            let _ = writeln!(stdout, "{json:#}");
+        } else {
+            let hosts = match report.hosts.as_slice() {
+                [] | [_] => String::new(),
+                several => format!(" (hosts: {})", several.join(", ")),
+            };
+            let _ = writeln!(
+                stdout,
+                "envd: imported {} interactions from {} into {}{hosts}; {} warnings",
+                report.interactions,
+                input.display(),
+                output.out.display(),
+                report.skipped.len()
+            );
+        }
+        Ok(())
     }
 }
 
@@ -417,17 +635,21 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)
+    };
     match cli.command {
         Command::Stub(args) => {
             let options = args.options()?;
+            let runtime = runtime()?;
             runtime.block_on(stub::run(options, announce, stop_signal(&runtime)))?
         }
         Command::Proxy(args) => {
             let options = args.options()?;
+            let runtime = runtime()?;
             runtime.block_on(proxy::run(options, announce, stop_signal(&runtime)))?
         }
         Command::Daemon(args) => {
@@ -438,12 +660,14 @@ fn run(cli: Cli) -> Result<(), Error> {
                 "http"
             };
             let announce = |address| announce_url(&format!("{scheme}://{address}"));
+            let runtime = runtime()?;
             runtime.block_on(daemon::gateway::run(
                 options,
                 announce,
                 stop_signal(&runtime),
             ))?
         }
+        Command::Import(command) => command.run()?,
     }
     Ok(())
 }

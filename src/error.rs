@@ -7,6 +7,7 @@ use crate::contract::ContractError;
 use crate::daemon::DaemonError;
 use crate::faults::FaultError;
 use crate::proxy::ProxyError;
+use crate::recording::import::ImportError;
 use crate::recording::recorder::RecordError;
 use crate::stub::StubError;
 
@@ -30,6 +31,8 @@ pub enum Error {
     Daemon(#[from] DaemonError),
     #[error(transparent)]
     Faults(#[from] FaultError),
+    #[error(transparent)]
+    Import(#[from] ImportError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -46,6 +49,8 @@ impl Error {
             Error::Proxy(_) | Error::Faults(_) => EXIT_BAD_INPUT,
             Error::Daemon(DaemonError::Bind { .. }) => EXIT_CANNOT_RUN,
             Error::Daemon(_) => EXIT_BAD_INPUT,
+            Error::Import(ImportError::Write { .. }) => EXIT_CANNOT_RUN,
+            Error::Import(_) => EXIT_BAD_INPUT,
         }
     }
 
@@ -63,6 +68,12 @@ impl Error {
             Error::Stub(StubError::Contract(ContractError::Duplicate { .. })) => {
                 Some("is the same file given twice, or a directory and a file inside it?")
             }
+            Error::Import(ImportError::NoSuchHost { .. }) => {
+                Some("leave out --host to import every host, or name one of the hosts listed")
+            }
+            Error::Import(ImportError::BodyFile { .. }) => Some(
+                "bodyFileName is read from the __files directory beside the mappings directory",
+            ),
             _ => None,
         }
     }

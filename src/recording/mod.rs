@@ -4,6 +4,7 @@
 //! stub serves it, and a provider can be verified against it. Everything that reaches a
 //! recording passes through [`Redaction`] first, so no secret is ever held in one.
 
+pub mod import;
 pub mod recorder;
 pub mod redact;
 

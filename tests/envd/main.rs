@@ -5,6 +5,7 @@ mod harness;
 mod bad_input;
 mod faults;
 mod gateway;
+mod import;
 mod misses;
 mod proxy;
 mod serving;
