@@ -170,10 +170,16 @@ pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ContractError> {
 }
 
 fn collect_json_files(dir: &Path, into: &mut Vec<PathBuf>) -> Result<(), ContractError> {
-    let read = |source| ContractError::Read {
-        path: dir.to_owned(),
-        source,
-    };
+    json_files_below(dir, into).map_err(|(path, source)| ContractError::Read { path, source })
+}
+
+/// Every `*.json` file below `dir`, in name order (which breaks ties between files); an
+/// error names the directory that could not be read.
+pub(crate) fn json_files_below(
+    dir: &Path,
+    into: &mut Vec<PathBuf>,
+) -> Result<(), (PathBuf, std::io::Error)> {
+    let read = |source| (dir.to_owned(), source);
     let mut entries: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(read)?
         .map(|entry| entry.map(|entry| entry.path()))
@@ -182,7 +188,7 @@ fn collect_json_files(dir: &Path, into: &mut Vec<PathBuf>) -> Result<(), Contrac
     entries.sort();
     for entry in entries {
         if entry.is_dir() {
-            collect_json_files(&entry, into)?;
+            json_files_below(&entry, into)?;
         } else if entry.extension().is_some_and(|ext| ext == "json") {
             into.push(entry);
         }
@@ -537,7 +543,7 @@ fn reject_duplicates(interactions: &[Interaction]) -> Result<(), ContractError> 
 }
 
 /// How a JSON value is described in an error: its kind, and short values in full.
-fn kind(value: &Value) -> String {
+pub(crate) fn kind(value: &Value) -> String {
     match value {
         Value::Null => "nothing".to_owned(),
         Value::Bool(_) | Value::Number(_) => value.to_string(),

@@ -94,25 +94,46 @@ impl Stub {
         self.faults.clear();
     }
 
-    /// Answers one request that is not for the admin API, with the faults decided for it.
-    /// An injected error is already in the reply (and the journal); the delay and a reset
-    /// are the server's to apply (`server::with_faults`).
+    /// Answers one request that is not for the admin API, with the faults decided for it
+    /// (an injected error already replaces the reply; the caller applies delays and resets).
     pub fn answer(
         &self,
         received: Received<'_>,
         body: Bytes,
         started: Instant,
     ) -> (Reply, Option<Decision>) {
+        self.respond(received, body, started, true)
+            .expect("a stub answers every request")
+    }
+
+    /// Like [`Stub::answer`], but only if an interaction matches (journaled as replayed);
+    /// a miss is left to the caller, unjournaled. A spying proxy forwards those.
+    pub fn replay(
+        &self,
+        received: Received<'_>,
+        body: Bytes,
+        started: Instant,
+    ) -> Option<(Reply, Option<Decision>)> {
+        self.respond(received, body, started, false)
+    }
+
+    fn respond(
+        &self,
+        received: Received<'_>,
+        body: Bytes,
+        started: Instant,
+        answer_misses: bool,
+    ) -> Option<(Reply, Option<Decision>)> {
         let catalog = self.catalog.load();
         let states = self.states.load();
         let actual = matching::actual_request(received, body);
-        let found = catalog.find(&actual, &states);
-        let (mut reply, matched, closest) = match found {
+        let (mut reply, matched, closest) = match catalog.find(&actual, &states) {
             Some(id) => (
                 catalog.reply(id, &states),
                 Some(catalog.served()[id].description.clone()),
                 Vec::new(),
             ),
+            None if !answer_misses => return None,
             None => {
                 let closest: Vec<Closest> = catalog
                     .closest(&actual, CLOSEST_SHOWN)
@@ -122,11 +143,8 @@ impl Stub {
                         mismatches: mismatches.iter().map(describe).collect(),
                     })
                     .collect();
-                (
-                    unmatched(&received, &actual, catalog.len(), &closest),
-                    None,
-                    closest,
-                )
+                let reply = unmatched(&received, &actual, catalog.len(), &closest);
+                (reply, None, closest)
             }
         };
         let decision = self.faults.decide(matched.as_deref(), reply.latency);
@@ -137,53 +155,12 @@ impl Stub {
         {
             reply = crate::server::injected_error(status);
         }
-        let target = match received.query {
-            Some(query) => format!("{}?{query}", received.path),
-            None => received.path.to_owned(),
+        let replayed = (!answer_misses).then_some("replayed from the recording");
+        let fault = decision.map(|decision| format!("injected fault: {decision}"));
+        let note = match (replayed, fault) {
+            (Some(replayed), Some(fault)) => Some(format!("{replayed}; {fault}")),
+            (replayed, fault) => fault.or(replayed.map(str::to_owned)),
         };
-        self.journal.record(Entry {
-            seq: 0,
-            at_ms: journal::now_ms(),
-            method: received.method.to_owned(),
-            target,
-            status: reply.status,
-            matched,
-            closest,
-            duration_us: started.elapsed().as_micros() as u64,
-            trace_id: received
-                .headers
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case("traceparent"))
-                .and_then(|(_, value)| journal::trace_id(value)),
-            note: decision.map(|decision| format!("injected fault: {decision}")),
-        });
-        (reply, decision)
-    }
-
-    /// Answers a request only if an interaction matches it (journaled as replayed), with the
-    /// faults decided for it, as [`Stub::answer`] does; a miss is left to the caller,
-    /// unjournaled. A spying proxy forwards those.
-    pub fn replay(
-        &self,
-        received: Received<'_>,
-        body: Bytes,
-        started: Instant,
-    ) -> Option<(Reply, Option<Decision>)> {
-        let catalog = self.catalog.load();
-        let states = self.states.load();
-        let actual = matching::actual_request(received, body);
-        let id = catalog.find(&actual, &states)?;
-        let mut reply = catalog.reply(id, &states);
-        let decision = self
-            .faults
-            .decide(Some(&catalog.served()[id].description), reply.latency);
-        if let Some(Decision {
-            outcome: Outcome::Error(status),
-            ..
-        }) = decision
-        {
-            reply = crate::server::injected_error(status);
-        }
         self.journal.record(Entry {
             seq: 0,
             at_ms: journal::now_ms(),
@@ -193,16 +170,15 @@ impl Stub {
                 None => received.path.to_owned(),
             },
             status: reply.status,
-            matched: Some(catalog.served()[id].description.clone()),
-            closest: Vec::new(),
+            matched,
+            closest,
             duration_us: started.elapsed().as_micros() as u64,
-            trace_id: None,
-            note: Some(match decision {
-                Some(decision) => {
-                    format!("replayed from the recording; injected fault: {decision}")
-                }
-                None => "replayed from the recording".to_owned(),
-            }),
+            trace_id: received
+                .headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("traceparent"))
+                .and_then(|(_, value)| journal::trace_id(value)),
+            note,
         });
         Some((reply, decision))
     }

@@ -278,17 +278,7 @@ fn pick(ranges: &[(char, char)]) -> char {
         .unwrap_or('x')
 }
 
-/// How a JSON value is described in an error: its kind, and short values in full.
-fn kind(value: &Value) -> String {
-    match value {
-        Value::Null => "nothing".to_owned(),
-        Value::Bool(_) | Value::Number(_) => value.to_string(),
-        Value::String(text) if text.len() <= 40 => format!("the string {text:?}"),
-        Value::String(_) => "a string".to_owned(),
-        Value::Array(_) => "an array".to_owned(),
-        Value::Object(_) => "an object".to_owned(),
-    }
-}
+pub(crate) use crate::contract::kind;
 
 #[cfg(test)]
 mod tests {

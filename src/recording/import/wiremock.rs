@@ -113,24 +113,8 @@ fn locate(input: &Path) -> Result<(Vec<PathBuf>, PathBuf), ImportError> {
 }
 
 fn collect_json_files(dir: &Path, into: &mut Vec<PathBuf>) -> Result<(), ImportError> {
-    let read = |source| ImportError::Read {
-        path: dir.to_owned(),
-        source,
-    };
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(read)?
-        .map(|entry| entry.map(|entry| entry.path()))
-        .collect::<Result<_, _>>()
-        .map_err(read)?;
-    entries.sort();
-    for entry in entries {
-        if entry.is_dir() {
-            collect_json_files(&entry, into)?;
-        } else if entry.extension().is_some_and(|ext| ext == "json") {
-            into.push(entry);
-        }
-    }
-    Ok(())
+    crate::contract::json_files_below(dir, into)
+        .map_err(|(path, source)| ImportError::Read { path, source })
 }
 
 /// The mappings of one file: `{"mappings": [...]}` or a single mapping.
