@@ -18,6 +18,10 @@ use pact_models::PactSpecification;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+/// A map for loading only: keys are hashed per interaction, and nothing adversarial can
+/// choose them, so a fast hash beats SipHash's flooding resistance here.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Why a set of contract files could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ContractError {
@@ -297,9 +301,9 @@ fn parse(
     };
     // One interaction at a time: each is a JSON tree only while it is converted.
     let mut failure = None;
-    let mut each = |index: usize, raw: &RawValue| {
+    let mut each = |index: usize, element: Element<'_>| {
         let source = Source::new(&file, false, index);
-        match interaction(raw, index, spec, &source) {
+        match interaction(element, index, spec, &source) {
             Ok(Some(interaction)) => into.push(interaction),
             Ok(None) => skipped.messages.push(source),
             Err(error) => {
@@ -327,7 +331,7 @@ fn parse(
 /// to go on.
 struct EachElement<'a, F>(&'a mut F);
 
-impl<'de, F: FnMut(usize, &'de RawValue) -> bool> serde::de::DeserializeSeed<'de>
+impl<'de, F: FnMut(usize, Element<'de>) -> bool> serde::de::DeserializeSeed<'de>
     for EachElement<'_, F>
 {
     type Value = ();
@@ -337,7 +341,7 @@ impl<'de, F: FnMut(usize, &'de RawValue) -> bool> serde::de::DeserializeSeed<'de
     }
 }
 
-impl<'de, F: FnMut(usize, &'de RawValue) -> bool> serde::de::Visitor<'de> for EachElement<'_, F> {
+impl<'de, F: FnMut(usize, Element<'de>) -> bool> serde::de::Visitor<'de> for EachElement<'_, F> {
     type Value = ();
 
     fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -346,7 +350,7 @@ impl<'de, F: FnMut(usize, &'de RawValue) -> bool> serde::de::Visitor<'de> for Ea
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
         let mut index = 0;
-        while let Some(item) = items.next_element::<&'de RawValue>()? {
+        while let Some(item) = items.next_element::<Element<'de>>()? {
             if !(self.0)(index, item) {
                 return Err(serde::de::Error::custom(
                     "stopped at an invalid interaction",
@@ -355,6 +359,66 @@ impl<'de, F: FnMut(usize, &'de RawValue) -> bool> serde::de::Visitor<'de> for Ea
             index += 1;
         }
         Ok(())
+    }
+}
+
+/// One element of `interactions`, read in one pass: an object's fields as raw JSON (each
+/// parsed only if and when it is needed), or what the element was instead.
+enum Element<'a> {
+    Object(FastMap<String, &'a RawValue>),
+    Other(String),
+}
+
+impl<'de> serde::Deserialize<'de> for Element<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ElementVisitor)
+    }
+}
+
+struct ElementVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ElementVisitor {
+    type Value = Element<'de>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("an interaction")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = FastMap::default();
+        while let Some((name, value)) = map.next_entry::<String, &'de RawValue>()? {
+            fields.insert(name, value);
+        }
+        Ok(Element::Object(fields))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Element::Other("an array".into()))
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Element::Other(kind(&Value::String(text.to_owned()))))
+    }
+
+    fn visit_bool<E>(self, flag: bool) -> Result<Self::Value, E> {
+        Ok(Element::Other(flag.to_string()))
+    }
+
+    fn visit_i64<E>(self, number: i64) -> Result<Self::Value, E> {
+        Ok(Element::Other(number.to_string()))
+    }
+
+    fn visit_u64<E>(self, number: u64) -> Result<Self::Value, E> {
+        Ok(Element::Other(number.to_string()))
+    }
+
+    fn visit_f64<E>(self, number: f64) -> Result<Self::Value, E> {
+        Ok(Element::Other(number.to_string()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Element::Other("nothing".into()))
     }
 }
 
@@ -399,7 +463,7 @@ fn spec_version(path: &Path, metadata: &Value) -> Result<PactSpecification, Cont
 
 /// One interaction, or `None` for a message interaction (skipped: envd serves HTTP).
 fn interaction(
-    raw: &RawValue,
+    element: Element<'_>,
     index: usize,
     spec: PactSpecification,
     source: &Source,
@@ -411,8 +475,16 @@ fn interaction(
         found: kind(found),
     };
     let found = |raw: &RawValue| serde_json::from_str(raw.get()).unwrap_or(Value::Null);
-    let Ok(mut raw_fields) = serde_json::from_str::<HashMap<String, &RawValue>>(raw.get()) else {
-        return Err(shape("", "an interaction object", &found(raw)));
+    let mut raw_fields = match element {
+        Element::Object(fields) => fields,
+        Element::Other(found) => {
+            return Err(ContractError::Shape {
+                path: source.file.to_path_buf(),
+                pointer: source.pointer(),
+                expected: "an interaction object",
+                found,
+            })
+        }
     };
     let response = raw_fields.remove("response");
     // Everything but the response becomes a JSON tree for pact_models now; the response
@@ -523,7 +595,7 @@ fn interaction(
 /// (usually a file listed twice); identical requests with different responses are not
 /// (a recording's sequence).
 fn reject_duplicates(interactions: &[Interaction]) -> Result<(), ContractError> {
-    let mut seen = HashMap::with_capacity(interactions.len());
+    let mut seen = FastMap::with_capacity_and_hasher(interactions.len(), Default::default());
     for interaction in interactions {
         let key = (
             &interaction.description,

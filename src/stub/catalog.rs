@@ -144,7 +144,8 @@ pub struct Catalog {
 impl Catalog {
     pub fn new(interactions: Vec<contract::Interaction>, skipped: contract::Skipped) -> Self {
         // Which served interaction each one joins: the first with the same states and request.
-        let mut first_of = HashMap::with_capacity(interactions.len());
+        let mut first_of =
+            contract::FastMap::with_capacity_and_hasher(interactions.len(), Default::default());
         let joins: Vec<usize> = interactions
             .iter()
             .enumerate()
