@@ -35,7 +35,7 @@ pub struct Entry {
     pub trace_id: Option<String>,
     /// What a proxy did with it: forwarded (and recorded), replayed, or why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+    pub note: Option<std::borrow::Cow<'static, str>>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

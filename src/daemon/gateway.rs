@@ -189,6 +189,7 @@ impl Handler for Gateway {
         parts.headers.remove(hyper::header::AUTHORIZATION);
         match proxy::send(
             upstream,
+            upstream.uri(parts.uri.path_and_query()),
             &[],
             &parts,
             Either::Right(body),

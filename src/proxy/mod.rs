@@ -25,7 +25,7 @@ use crate::faults::Outcome;
 use crate::journal::{self, Entry};
 use crate::matching::Received;
 use crate::recording::recorder::{RecordError, Recorder};
-use crate::recording::{Exchange, RecordedRequest, RecordedResponse, Redaction, HOP_BY_HOP};
+use crate::recording::{Exchange, RecordedRequest, RecordedResponse, Redaction};
 use crate::server::{
     self, faults_admin, json_reply, problem, read_body, response, with_faults, Body, Handler,
     Limits,
@@ -159,6 +159,7 @@ pub struct Failure {
 /// X-Forwarded-For/-Proto/-Host added, `inject` set over whatever the client sent.
 pub async fn send(
     upstream: &Upstream,
+    target: hyper::Uri,
     inject: &[(HeaderName, HeaderValue)],
     parts: &hyper::http::request::Parts,
     body: Body,
@@ -167,11 +168,14 @@ pub async fn send(
 ) -> Result<Response<Incoming>, Failure> {
     let mut outgoing = Request::builder()
         .method(parts.method.clone())
-        .uri(upstream.uri(parts.uri.path_and_query()))
+        .uri(target)
         .body(body)
         .expect("a request built from a valid one is valid");
     let headers = outgoing.headers_mut();
-    copy_end_to_end(&parts.headers, headers);
+    // One copy of the table, then the hop-by-hop headers out: cheaper than re-inserting
+    // every end-to-end header one by one.
+    *headers = parts.headers.clone();
+    drop_hop_by_hop(headers);
     headers.remove(hyper::header::HOST);
     let forwarded_for = match parts
         .headers
@@ -182,11 +186,11 @@ pub async fn send(
         None => peer.ip().to_string(),
     };
     if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert("x-forwarded-for", value);
+        headers.insert(X_FORWARDED_FOR, value);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Some(host) = parts.headers.get(hyper::header::HOST) {
-        headers.insert("x-forwarded-host", host.clone());
+        headers.insert(X_FORWARDED_HOST, host.clone());
     }
     for (name, value) in inject {
         headers.insert(name.clone(), value.clone());
@@ -350,6 +354,7 @@ impl Proxy {
         let sent = Instant::now();
         let upstream_response = match send(
             &self.upstream,
+            target.clone(),
             &self.inject,
             &parts,
             body,
@@ -374,7 +379,9 @@ impl Proxy {
         strip_hop_by_hop(&mut answer_parts.headers);
         let Some(request) = recorded_request else {
             let status = answer_parts.status.as_u16();
-            self.journal(&parts, started, status, format!("forwarded to {target}"));
+            // The upstream is fixed (GET /__envd/health names it): no need to format it
+            // into every entry of the hot path.
+            self.journal(&parts, started, status, "forwarded");
             return Response::from_parts(answer_parts, Either::Right(answer_body));
         };
         let read = Limited::new(answer_body, self.limits.max_body_bytes).collect();
@@ -411,7 +418,7 @@ impl Proxy {
             &parts,
             started,
             exchange.response.status,
-            format!("forwarded to {target} and recorded"),
+            "forwarded and recorded",
         );
         Response::from_parts(answer_parts, Either::Left(Full::new(body)))
     }
@@ -469,7 +476,7 @@ impl Proxy {
         parts: &hyper::http::request::Parts,
         started: Instant,
         status: u16,
-        note: String,
+        note: impl Into<std::borrow::Cow<'static, str>>,
     ) {
         let target = match parts.uri.query() {
             Some(query) => format!("{}?{query}", parts.uri.path()),
@@ -489,7 +496,7 @@ impl Proxy {
                 .get("traceparent")
                 .and_then(|value| value.to_str().ok())
                 .and_then(journal::trace_id),
-            note: Some(note),
+            note: Some(note.into()),
         });
     }
 
@@ -520,29 +527,42 @@ fn header_pairs(headers: &hyper::HeaderMap) -> Vec<(&str, &str)> {
         .collect()
 }
 
-/// Copies the headers that describe the message, not the hop (and not the ones named in
-/// `Connection`, which are hop-by-hop too).
-fn copy_end_to_end(from: &hyper::HeaderMap, to: &mut hyper::HeaderMap) {
-    let named: Vec<String> = from
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Removes the headers that describe the hop, not the message: the standard ones and the
+/// ones a `Connection` header names.
+fn drop_hop_by_hop(headers: &mut hyper::HeaderMap) {
+    let named: Vec<HeaderName> = headers
         .get_all(hyper::header::CONNECTION)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .map(|name| name.trim().to_ascii_lowercase())
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for (name, value) in from {
-        let lower = name.as_str();
-        if !HOP_BY_HOP.contains(&lower) && !named.iter().any(|n| n == lower) {
-            to.append(name.clone(), value.clone());
-        }
+    for name in named {
+        headers.remove(name);
     }
+    strip_hop_by_hop(headers);
 }
 
 /// Removes the hop-by-hop headers of an upstream's answer (Content-Length stays: it is
 /// still true of the body passed on).
 pub fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
-    for name in HOP_BY_HOP.iter().filter(|name| **name != "content-length") {
-        headers.remove(*name);
+    use hyper::header::{CONNECTION, PROXY_AUTHENTICATE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+    for name in [
+        CONNECTION,
+        PROXY_AUTHENTICATE,
+        TE,
+        TRAILER,
+        TRANSFER_ENCODING,
+        UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    for name in ["keep-alive", "proxy-connection"] {
+        headers.remove(name);
     }
 }
 

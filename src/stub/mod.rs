@@ -158,8 +158,9 @@ impl Stub {
         let replayed = (!answer_misses).then_some("replayed from the recording");
         let fault = decision.map(|decision| format!("injected fault: {decision}"));
         let note = match (replayed, fault) {
-            (Some(replayed), Some(fault)) => Some(format!("{replayed}; {fault}")),
-            (replayed, fault) => fault.or(replayed.map(str::to_owned)),
+            (Some(replayed), Some(fault)) => Some(format!("{replayed}; {fault}").into()),
+            (Some(replayed), None) => Some(replayed.into()),
+            (None, fault) => fault.map(Into::into),
         };
         self.journal.record(Entry {
             seq: 0,
