@@ -296,6 +296,10 @@ impl Recording {
         self.interactions.len()
     }
 
+    pub fn interactions(&self) -> &[Value] {
+        &self.interactions
+    }
+
     pub fn is_empty(&self) -> bool {
         self.interactions.is_empty()
     }

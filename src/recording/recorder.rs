@@ -6,10 +6,11 @@
 //! together share one sync (group commit). The Pact file itself is only ever replaced whole
 //! — at a clean stop, or at the next start when a journal was left over.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -30,7 +31,7 @@ pub enum RecordError {
 }
 
 enum Command {
-    Append(Value, oneshot::Sender<Result<bool, RecordError>>),
+    Append(Value, Identity, oneshot::Sender<Result<bool, RecordError>>),
     Snapshot(oneshot::Sender<Value>),
     Finish(oneshot::Sender<Result<usize, RecordError>>),
 }
@@ -40,6 +41,28 @@ enum Command {
 pub struct Recorder {
     commands: mpsc::Sender<Command>,
     path: PathBuf,
+    /// The exchanges already on disk, so that a repeat costs no trip to the recorder
+    /// thread (a proxy in front of a health check repeats one exchange all day).
+    durable: Arc<Mutex<HashSet<Identity>>>,
+}
+
+/// What makes two exchanges the same (everything but the latency), hashed to 128 bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Identity(u64, u64);
+
+impl Identity {
+    fn of(interaction: &mut Value) -> Identity {
+        use std::hash::BuildHasher;
+        let metadata = interaction
+            .as_object_mut()
+            .and_then(|fields| fields.remove("metadata"));
+        let text = interaction.to_string();
+        if let (Some(metadata), Some(fields)) = (metadata, interaction.as_object_mut()) {
+            fields.insert("metadata".into(), metadata);
+        }
+        let hash = |seed| foldhash::quality::FixedState::with_seed(seed).hash_one(&text);
+        Identity(hash(0x5eed_0001), hash(0x5eed_0002))
+    }
 }
 
 /// `FILE.journal`: where exchanges wait for the next whole rewrite of `FILE`.
@@ -73,11 +96,17 @@ impl Recorder {
                 path: journal.clone(),
                 source,
             })?;
+        let durable: HashSet<Identity> = recording
+            .interactions()
+            .iter()
+            .map(|interaction| Identity::of(&mut interaction.clone()))
+            .collect();
+        let durable = Arc::new(Mutex::new(durable));
         let (commands, received) = mpsc::channel();
-        let owned = (path.to_owned(), journal);
+        let owned = (path.to_owned(), journal, durable.clone());
         std::thread::Builder::new()
             .name("envd-recorder".into())
-            .spawn(move || run(owned.0, owned.1, file, recording, received))
+            .spawn(move || run(owned.0, owned.1, file, recording, owned.2, received))
             .map_err(|source| RecordError::Io {
                 path: path.to_owned(),
                 source,
@@ -85,6 +114,7 @@ impl Recorder {
         Ok(Recorder {
             commands,
             path: path.to_owned(),
+            durable,
         })
     }
 
@@ -94,10 +124,19 @@ impl Recorder {
 
     /// Adds an interaction (already redacted) and returns once it is on disk; whether it
     /// was new (identical exchanges are stored once).
-    pub async fn append(&self, interaction: Value) -> Result<bool, RecordError> {
+    pub async fn append(&self, mut interaction: Value) -> Result<bool, RecordError> {
+        let identity = Identity::of(&mut interaction);
+        if self
+            .durable
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(&identity)
+        {
+            return Ok(false);
+        }
         let (done, result) = oneshot::channel();
         self.commands
-            .send(Command::Append(interaction, done))
+            .send(Command::Append(interaction, identity, done))
             .map_err(|_| RecordError::Stopped)?;
         result.await.map_err(|_| RecordError::Stopped)?
     }
@@ -182,6 +221,7 @@ fn run(
     journal_path: PathBuf,
     mut journal: File,
     mut recording: Recording,
+    durable: Arc<Mutex<HashSet<Identity>>>,
     commands: mpsc::Receiver<Command>,
 ) {
     let io_error = |source| RecordError::Io {
@@ -195,7 +235,7 @@ fn run(
         let mut written = Ok(());
         for command in batch {
             match command {
-                Command::Append(interaction, done) => {
+                Command::Append(interaction, identity, done) => {
                     let line = serde_json::to_vec(&interaction).unwrap_or_default();
                     // An identical exchange is already on disk: nothing to write or sync.
                     let new = recording.push(interaction);
@@ -204,7 +244,7 @@ fn run(
                             .write_all(&line)
                             .and_then(|()| journal.write_all(b"\n"));
                     }
-                    waiting.push((done, new));
+                    waiting.push((done, new, identity));
                 }
                 Command::Snapshot(done) => {
                     let _ = done.send(recording.to_json());
@@ -220,7 +260,7 @@ fn run(
                         .and_then(|()| synced.map_err(io_error))
                         .and_then(|()| std::fs::remove_file(&journal_path).map_err(io_error))
                         .map(|()| recording.len());
-                    for (done, new) in waiting.drain(..) {
+                    for (done, new, _) in waiting.drain(..) {
                         let _ = done.send(Ok(new));
                     }
                     let _ = done.send(result);
@@ -229,7 +269,13 @@ fn run(
             }
         }
         let synced = written.and_then(|()| journal.sync_data());
-        for (done, new) in waiting {
+        if synced.is_ok() {
+            durable
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .extend(waiting.iter().map(|(_, _, identity)| *identity));
+        }
+        for (done, new, _) in waiting {
             let _ = done.send(match &synced {
                 Ok(()) => Ok(new),
                 Err(error) => Err(io_error(std::io::Error::new(
