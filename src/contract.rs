@@ -247,12 +247,7 @@ fn parse(
         path: path.clone(),
         line: error.line(),
         column: error.column(),
-        message: error
-            .to_string()
-            .split(" at line")
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
+        message: json_message(&error),
     };
     let shape = |pointer: &str, expected: &'static str, found: &Value| ContractError::Shape {
         path: path.clone(),
@@ -612,6 +607,13 @@ fn reject_duplicates(interactions: &[Interaction]) -> Result<(), ContractError> 
         }
     }
     Ok(())
+}
+
+/// serde_json's message without its " at line L column C" (the error names the place in
+/// its own `file:line:column` form).
+pub(crate) fn json_message(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    text.split(" at line").next().unwrap_or_default().to_owned()
 }
 
 /// How a JSON value is described in an error: its kind, and short values in full.

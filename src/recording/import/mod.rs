@@ -122,12 +122,7 @@ fn parse_json(path: &Path, text: &[u8]) -> Result<Value, ImportError> {
         path: path.to_owned(),
         line: error.line(),
         column: error.column(),
-        message: error
-            .to_string()
-            .split(" at line")
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
+        message: crate::contract::json_message(&error),
     })
 }
 
