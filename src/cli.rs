@@ -22,8 +22,9 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  a check ran and found problems
-  2  bad input: usage, or a contract that does not load
-  3  envd could not run: a port in use, a file system error";
+  2  bad input: usage, or a file, flag or setting that does not load (named, with the
+     place in it)
+  3  envd could not run: a port in use, a file that cannot be written";
 
 #[derive(Debug, Parser)]
 #[command(
