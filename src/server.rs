@@ -65,6 +65,14 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Response<Body>> + Send;
 }
 
+/// Binds `address` and reports the address actually bound (with port 0, the one the system
+/// picked), so the caller can announce it before serving.
+pub async fn bind(address: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(address).await?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}
+
 /// Serves `handler` on `listener` until `shutdown` completes, then drains connections for
 /// at most [`DRAIN_DEADLINE`].
 pub async fn serve<H: Handler>(

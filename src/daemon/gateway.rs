@@ -104,16 +104,12 @@ pub async fn run(
         }
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(options.listen)
+    let (listener, address) = crate::server::bind(options.listen)
         .await
         .map_err(|source| DaemonError::Bind {
             address: options.listen,
             source,
         })?;
-    let address = listener.local_addr().map_err(|source| DaemonError::Bind {
-        address: options.listen,
-        source,
-    })?;
     if !address.ip().is_loopback() && tls.is_none() {
         tracing::warn!(%address, "serving plain HTTP off loopback (--insecure): tokens cross the network in clear");
     }

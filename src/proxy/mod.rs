@@ -108,16 +108,12 @@ pub async fn run(
         (Some(path), true) if path.exists() => crate::stub::load(std::slice::from_ref(path))?,
         _ => Catalog::default(),
     };
-    let listener = tokio::net::TcpListener::bind(options.address)
+    let (listener, address) = crate::server::bind(options.address)
         .await
         .map_err(|source| ProxyError::Bind {
             address: options.address,
             source,
         })?;
-    let address = listener.local_addr().map_err(|source| ProxyError::Bind {
-        address: options.address,
-        source,
-    })?;
     let proxy = Arc::new(Proxy {
         upstream: options.upstream,
         inject: options.inject,

@@ -269,16 +269,12 @@ pub async fn run(
 ) -> Result<(), StubError> {
     let catalog = load(&options.contracts)?;
     tracing::info!(interactions = catalog.len(), "contracts loaded");
-    let listener = tokio::net::TcpListener::bind(options.address)
+    let (listener, address) = crate::server::bind(options.address)
         .await
         .map_err(|source| StubError::Bind {
             address: options.address,
             source,
         })?;
-    let address = listener.local_addr().map_err(|source| StubError::Bind {
-        address: options.address,
-        source,
-    })?;
     let stub = Arc::new(Stub::new(
         catalog,
         options.states,

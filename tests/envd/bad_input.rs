@@ -1,7 +1,7 @@
 //! Bad contracts are refused with the file and JSON pointer; bad traffic never hurts the
 //! server.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 
 use serde_json::json;
@@ -119,13 +119,7 @@ fn oversized_and_malformed_requests_get_answers_and_the_server_keeps_serving() {
         .unwrap()
         .contains("1024 bytes"));
 
-    let raw = |request: &[u8]| {
-        let mut stream = TcpStream::connect(stub.address()).unwrap();
-        stream.write_all(request).unwrap();
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        answer
-    };
+    let raw = |request: &[u8]| crate::harness::raw_http(&stub.address(), request);
     let huge_header = format!(
         "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
         "y".repeat(200_000)

@@ -1,9 +1,6 @@
 //! `envd daemon` as a staging gateway: bearer tokens, routes, never an open proxy, TLS; and
 //! `envd proxy --target envd://…` through it.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -80,13 +77,7 @@ fn every_request_needs_the_token_and_a_known_route() {
         .contains("this gateway has users"));
     assert_eq!(get(&format!("{}/__envd/health", gateway.url)).status, 200);
 
-    let raw = |request: String| {
-        let mut stream = TcpStream::connect(gateway.address()).unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        answer
-    };
+    let raw = |request: String| crate::harness::raw_http(&gateway.address(), request);
     let auth = format!("Authorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n");
     assert!(raw(format!(
         "GET {}/v1/hello HTTP/1.1\r\nHost: x\r\n{auth}",

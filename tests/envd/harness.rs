@@ -373,3 +373,14 @@ impl Staging {
         self.server.uri()
     }
 }
+
+/// Sends `request` as raw bytes on a new connection and reads until the server closes it:
+/// for what an HTTP client will not send (malformed heads, absolute-form targets, CONNECT).
+pub fn raw_http(address: &str, request: impl AsRef<[u8]>) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream.write_all(request.as_ref()).expect("write");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}

@@ -1,8 +1,6 @@
 //! `envd proxy` in front of a fake staging service (wiremock-rs): forwarding, recording,
 //! redaction, spy mode, upstream failures, crash safety.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -323,13 +321,7 @@ fn upstream_failures_become_problems_and_the_proxy_survives() {
 fn never_an_open_proxy() {
     let staging = Staging::start();
     let proxy = Envd::start("proxy", &["--target", &staging.uri()]).expect("proxy starts");
-    let raw = |request: &str| {
-        let mut stream = TcpStream::connect(proxy.address()).unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        answer
-    };
+    let raw = |request: &str| crate::harness::raw_http(&proxy.address(), request);
     assert!(raw(
         "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n"
     )
