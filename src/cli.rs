@@ -18,6 +18,9 @@ use crate::recording::import::{self, ImportError};
 use crate::server;
 use crate::stub;
 
+mod environment;
+use environment::{DownArgs, LogsArgs, PsArgs, RunArgs, UpArgs, RUN_HELP, UP_HELP};
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
@@ -48,8 +51,21 @@ enum Command {
     /// answer what the recording matches and forward the rest
     #[command(after_help = PROXY_HELP)]
     Proxy(ProxyArgs),
-    /// Run the daemon; today as a staging gateway: allowlisted staging services at
-    /// /routes/NAME/… behind one authenticated endpoint
+    /// Start an environment from envd.toml: dependencies as stubs, proxies or services,
+    /// then the service under test; stays attached unless --detach
+    #[command(after_help = UP_HELP)]
+    Up(UpArgs),
+    /// Tear an environment down, leaving nothing running
+    Down(DownArgs),
+    /// List environments, their parts, states and time left
+    Ps(PsArgs),
+    /// Show a part's output (the service under test by default)
+    Logs(LogsArgs),
+    /// Start an environment, run a command in it, tear it down; exit with its status
+    #[command(after_help = RUN_HELP)]
+    Run(RunArgs),
+    /// Run the daemon: without --listen, the environments of this user on a Unix socket;
+    /// with --listen, a staging gateway (allowlisted staging services at /routes/NAME/…)
     #[command(after_help = DAEMON_HELP)]
     Daemon(DaemonArgs),
     /// Turn WireMock mappings or a HAR capture into a recording (a Pact V4 file)
@@ -79,13 +95,14 @@ Exit codes:
 
 #[derive(Debug, Args)]
 struct DaemonArgs {
-    /// Address to listen on, HOST:PORT (port 0 picks a free one)
-    #[arg(long, value_name = "ADDR")]
-    listen: SocketAddr,
+    /// Serve as a staging gateway on HOST:PORT (port 0 picks a free one); without it, the
+    /// daemon serves environments on $ENVD_HOME/daemon.sock
+    #[arg(long, value_name = "ADDR", requires = "token_file")]
+    listen: Option<SocketAddr>,
 
     /// File holding the bearer token clients must present
     #[arg(long, value_name = "FILE")]
-    token_file: PathBuf,
+    token_file: Option<PathBuf>,
 
     /// PEM certificate chain for TLS
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -113,7 +130,11 @@ struct DaemonArgs {
 }
 
 impl DaemonArgs {
-    fn options(self) -> Result<daemon::gateway::Options, daemon::DaemonError> {
+    fn options(
+        self,
+        listen: SocketAddr,
+        token_file: &std::path::Path,
+    ) -> Result<daemon::gateway::Options, daemon::DaemonError> {
         let mut routes = std::collections::BTreeMap::new();
         if let Some(config) = &self.config {
             routes.extend(daemon::gateway::routes_from_file(config)?);
@@ -123,8 +144,8 @@ impl DaemonArgs {
             routes.insert(name, upstream);
         }
         Ok(daemon::gateway::Options {
-            listen: self.listen,
-            token: daemon::Token::read(&self.token_file)?,
+            listen,
+            token: daemon::Token::read(token_file)?,
             tls: self.tls_cert.zip(self.tls_key),
             insecure: self.insecure,
             routes,
@@ -528,7 +549,7 @@ impl FaultArgs {
 }
 
 /// `200ms`, `30s`, `2m`: a number and a unit.
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     crate::faults::duration(text)
         .ok_or_else(|| format!("expected a duration such as 200ms, 30s or 2m, found {text:?}"))
 }
@@ -627,7 +648,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     match run(cli) {
-        Ok(()) => ExitCode::from(EXIT_OK),
+        Ok(code) => ExitCode::from(code),
         Err(error) => {
             eprintln!("{}", error.render());
             ExitCode::from(error.exit_code())
@@ -635,7 +656,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), Error> {
+fn run(cli: Cli) -> Result<u8, Error> {
     let runtime = || {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -654,7 +675,21 @@ fn run(cli: Cli) -> Result<(), Error> {
             runtime.block_on(proxy::run(options, announce, stop_signal(&runtime)))?
         }
         Command::Daemon(args) => {
-            let options = args.options()?;
+            let (Some(listen), Some(token_file)) = (args.listen, args.token_file.clone()) else {
+                let runtime = runtime()?;
+                let home = daemon::local::home();
+                runtime.block_on(daemon::local::run(
+                    &home,
+                    |socket| {
+                        let mut stdout = std::io::stdout().lock();
+                        let _ = writeln!(stdout, "envd: listening on unix:{}", socket.display());
+                        let _ = stdout.flush();
+                    },
+                    stop_signal(&runtime),
+                ))?;
+                return Ok(EXIT_OK);
+            };
+            let options = args.options(listen, &token_file)?;
             let scheme = if options.tls.is_some() {
                 "https"
             } else {
@@ -669,8 +704,13 @@ fn run(cli: Cli) -> Result<(), Error> {
             ))?
         }
         Command::Import(command) => command.run()?,
+        Command::Up(args) => return environment::up(args, runtime()?),
+        Command::Down(args) => return environment::down(args, runtime()?),
+        Command::Ps(args) => return environment::ps(args, runtime()?),
+        Command::Logs(args) => return environment::logs(args, runtime()?),
+        Command::Run(args) => return environment::run(args, runtime()?),
     }
-    Ok(())
+    Ok(EXIT_OK)
 }
 
 /// The line scripts and test harnesses wait for.
@@ -687,7 +727,9 @@ fn announce_url(url: &str) {
 /// A future that completes on the first SIGINT or SIGTERM. The handlers are installed
 /// now, not when the future is first polled: a server announces itself before it polls its
 /// stop signal, and a SIGTERM in between must stop it gracefully, not kill it.
-fn stop_signal(runtime: &tokio::runtime::Runtime) -> impl std::future::Future<Output = ()> {
+pub(crate) fn stop_signal(
+    runtime: &tokio::runtime::Runtime,
+) -> impl std::future::Future<Output = ()> {
     let _inside = runtime.enter();
     #[cfg(unix)]
     {

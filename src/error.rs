@@ -4,8 +4,10 @@
 //! exit code (README, "Exit codes") and adds a hint where one helps.
 
 use crate::contract::ContractError;
+use crate::daemon::client::ClientError;
 use crate::daemon::DaemonError;
 use crate::faults::FaultError;
+use crate::manifest::ManifestError;
 use crate::proxy::ProxyError;
 use crate::recording::import::ImportError;
 use crate::recording::recorder::RecordError;
@@ -33,6 +35,22 @@ pub enum Error {
     Faults(#[from] FaultError),
     #[error(transparent)]
     Import(#[from] ImportError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// An environment that did not start: which part, why, and its last log lines.
+    #[error("{part} did not start: {reason}{}", logs.iter().map(|l| format!("\n  | {l}")).collect::<String>())]
+    Start {
+        part: String,
+        reason: String,
+        logs: Vec<String>,
+    },
+    #[error("cannot run {program}: {source}")]
+    Command {
+        program: String,
+        source: std::io::Error,
+    },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -47,7 +65,17 @@ impl Error {
                 | ProxyError::Record(RecordError::Io { .. } | RecordError::Stopped),
             ) => EXIT_CANNOT_RUN,
             Error::Proxy(_) | Error::Faults(_) => EXIT_BAD_INPUT,
-            Error::Daemon(DaemonError::Bind { .. }) => EXIT_CANNOT_RUN,
+            Error::Daemon(
+                DaemonError::Bind { .. }
+                | DaemonError::Socket { .. }
+                | DaemonError::AlreadyRunning { .. },
+            ) => EXIT_CANNOT_RUN,
+            Error::Manifest(ManifestError::Invalid { .. }) => EXIT_BAD_INPUT,
+            Error::Manifest(ManifestError::Read { .. }) => EXIT_BAD_INPUT,
+            Error::Client(ClientError::Refused {
+                status: 400..=499, ..
+            }) => EXIT_BAD_INPUT,
+            Error::Client(_) | Error::Start { .. } | Error::Command { .. } => EXIT_CANNOT_RUN,
             Error::Daemon(_) => EXIT_BAD_INPUT,
             Error::Import(ImportError::Write { .. }) => EXIT_CANNOT_RUN,
             Error::Import(_) => EXIT_BAD_INPUT,
@@ -74,6 +102,12 @@ impl Error {
             Error::Import(ImportError::BodyFile { .. }) => Some(
                 "bodyFileName is read from the __files directory beside the mappings directory",
             ),
+            Error::Daemon(DaemonError::AlreadyRunning { .. }) => {
+                Some("`envd ps` talks to it; stop it first to start another on the same ENVD_HOME")
+            }
+            Error::Client(ClientError::Start { .. }) => {
+                Some("run `envd daemon` in a terminal to see why it does not start")
+            }
             _ => None,
         }
     }

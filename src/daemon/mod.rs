@@ -1,10 +1,16 @@
 //! `envd daemon`: the long-running side of envd.
 //!
-//! Today it runs as a staging gateway (`gateway`): allowlisted staging services behind one
-//! authenticated endpoint. Environments on a Unix socket come next, under the same rules
-//! for remote access (bearer token, TLS off loopback) implemented once, here.
+//! Without `--listen` it owns environments on a Unix socket (`local`, `environments`;
+//! the wire types in `api`, the CLI's side in `client`). With `--listen` it runs as a
+//! staging gateway (`gateway`): allowlisted staging services behind one authenticated
+//! endpoint, under the rules for remote access (bearer token, TLS off loopback)
+//! implemented once, here.
 
+pub mod api;
+pub mod client;
+pub mod environments;
 pub mod gateway;
+pub mod local;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,6 +30,13 @@ pub enum DaemonError {
     Config { path: PathBuf, reason: String },
     #[error("no routes: give --route NAME=URL or a --config file with routes")]
     NoRoutes,
+    #[error("cannot serve on {path}: {source}")]
+    Socket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("a daemon already answers on {path}")]
+    AlreadyRunning { path: PathBuf },
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: SocketAddr,

@@ -1,0 +1,410 @@
+//! `envd up`, `down`, `ps`, `logs` and `run`: the daemon's client, and what they print.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::daemon::api::{EnvironmentInfo, Event, UpRequest};
+use crate::daemon::client::Client;
+use crate::error::{Error, EXIT_OK};
+use crate::manifest;
+
+pub const UP_HELP: &str = "\
+Reads the manifest (envd.toml), asks the daemon to start its dependencies (each stub or
+proxy on its own allocated port) and then the service under test, with PORT and each
+dependency's url_env set, and waits for its health check. The daemon is started in the
+background when none answers ($ENVD_HOME, else $XDG_RUNTIME_DIR/envd, else ~/.envd).
+
+Without --detach, envd up then follows the service's output until Ctrl-C, and tears the
+environment down. With --detach it returns once everything is ready; `envd down` ends it.
+A part that fails to start is named with its last log lines, and nothing is left running.
+
+Examples:
+  envd up -f examples/checkout/envd.toml
+  envd up --detach --ttl 30m && envd ps
+
+Exit codes:
+  0  up (and, when attached, torn down on Ctrl-C)
+  2  the manifest does not load (named with file:line:column and key)
+  3  a part did not start, or the daemon cannot be reached";
+
+pub const RUN_HELP: &str = "\
+CMD runs with the caller's environment plus each dependency's url_env and
+ENVD_SERVICE_URL. The environment is torn down when CMD ends, or on Ctrl-C / SIGTERM
+(forwarded to CMD first). Two `envd run` of one manifest at once do not clash: each gets
+its own environment and ports.
+
+Examples:
+  envd run -f examples/checkout/envd.toml -- python3 examples/checkout/place_order.py
+  envd run -- cargo test
+
+Exit codes:
+  CMD's exit status (128+N when a signal N ended it)
+  2  the manifest does not load
+  3  a part did not start, or CMD cannot be started";
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    manifest: ManifestArgs,
+
+    /// Return once everything is ready, leaving the environment running
+    #[arg(long, short = 'd')]
+    detach: bool,
+
+    /// Print the environment as JSON on stdout (progress goes to stderr)
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct ManifestArgs {
+    /// The manifest
+    #[arg(
+        long = "file",
+        short = 'f',
+        value_name = "FILE",
+        default_value = "envd.toml"
+    )]
+    file: PathBuf,
+
+    /// Tear the environment down after this long (overrides the manifest's ttl)
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_duration)]
+    ttl: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Environment id or name [default: the only environment]
+    env: Option<String>,
+
+    /// Print what was torn down as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Print the environments as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Environment id or name [default: the only environment]
+    env: Option<String>,
+
+    /// The part [default: the service under test]
+    part: Option<String>,
+
+    /// Keep printing what is appended until the environment ends
+    #[arg(long, short = 'f')]
+    follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    manifest: ManifestArgs,
+
+    /// Print the environment as JSON on stderr before CMD runs
+    #[arg(long)]
+    json: bool,
+
+    /// The command and its arguments
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+impl ManifestArgs {
+    fn request(&self) -> Result<UpRequest, Error> {
+        let plan = manifest::load(&self.file, &|name| std::env::var(name).ok())?;
+        Ok(UpRequest {
+            plan,
+            ttl_secs: self.ttl.map(|ttl| ttl.as_secs().max(1)),
+        })
+    }
+}
+
+pub fn up(args: UpArgs, runtime: tokio::runtime::Runtime) -> Result<u8, Error> {
+    let request = args.manifest.request()?;
+    let stop = super::stop_signal(&runtime);
+    runtime.block_on(async move {
+        let client = Client::connect(&crate::daemon::local::home()).await?;
+        let info = start(&client, &request).await?;
+        if args.json {
+            print_json(&info);
+        } else {
+            print_table(std::slice::from_ref(&info));
+        }
+        if args.detach {
+            return Ok(EXIT_OK);
+        }
+        let service = service_part(&info);
+        eprintln!(
+            "envd: {} is up; following {service}'s output; Ctrl-C tears it down",
+            info.id
+        );
+        tokio::select! {
+            _ = client.logs(&info.id, &service, true, |bytes| {
+                let mut stdout = std::io::stdout().lock();
+                let _ = stdout.write_all(bytes);
+                let _ = stdout.flush();
+            }) => {}
+            () = stop => {}
+        }
+        client.down(&info.id).await?;
+        eprintln!("envd: {} torn down", info.id);
+        Ok(EXIT_OK)
+    })
+}
+
+pub fn run(args: RunArgs, runtime: tokio::runtime::Runtime) -> Result<u8, Error> {
+    let request = args.manifest.request()?;
+    let stop = super::stop_signal(&runtime);
+    runtime.block_on(async move {
+        let client = Client::connect(&crate::daemon::local::home()).await?;
+        let info = start(&client, &request).await?;
+        if args.json {
+            eprintln!(
+                "{}",
+                serde_json::to_string_pretty(&info).unwrap_or_default()
+            );
+        }
+        let spawned = tokio::process::Command::new(&args.command[0])
+            .args(&args.command[1..])
+            .envs(&info.vars)
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(source) => {
+                client.down(&info.id).await?;
+                return Err(Error::Command {
+                    program: args.command[0].clone(),
+                    source,
+                });
+            }
+        };
+        let status = tokio::select! {
+            status = child.wait() => status,
+            () = stop => {
+                // A Ctrl-C at a terminal reached CMD already; a SIGTERM to envd did not.
+                if let Some(pid) = child.id() {
+                    // SAFETY: kill(2) on the child's pid; no memory is involved.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                }
+                child.wait().await
+            }
+        };
+        client.down(&info.id).await?;
+        let code = match status {
+            Ok(status) => {
+                use std::os::unix::process::ExitStatusExt;
+                status
+                    .code()
+                    .map(|code| code as u8)
+                    .or_else(|| status.signal().map(|signal| 128 + signal as u8))
+                    .unwrap_or(1)
+            }
+            Err(_) => 1,
+        };
+        Ok(code)
+    })
+}
+
+pub fn down(args: DownArgs, runtime: tokio::runtime::Runtime) -> Result<u8, Error> {
+    runtime.block_on(async move {
+        let client = Client::connect(&crate::daemon::local::home()).await?;
+        let env = pick(&client, args.env).await?;
+        let info = client.down(&env).await?;
+        if args.json {
+            print_json(&info);
+        } else {
+            println!(
+                "envd: {} torn down ({} parts stopped)",
+                info.id,
+                info.parts.len()
+            );
+        }
+        Ok(EXIT_OK)
+    })
+}
+
+pub fn ps(args: PsArgs, runtime: tokio::runtime::Runtime) -> Result<u8, Error> {
+    runtime.block_on(async move {
+        let client = Client::connect(&crate::daemon::local::home()).await?;
+        let environments = client.list().await?;
+        if args.json {
+            print_json(&environments);
+        } else if environments.is_empty() {
+            println!("envd: no environments");
+        } else {
+            print_table(&environments);
+        }
+        Ok(EXIT_OK)
+    })
+}
+
+pub fn logs(args: LogsArgs, runtime: tokio::runtime::Runtime) -> Result<u8, Error> {
+    let stop = super::stop_signal(&runtime);
+    runtime.block_on(async move {
+        let client = Client::connect(&crate::daemon::local::home()).await?;
+        let env = pick(&client, args.env).await?;
+        let part = match args.part {
+            Some(part) => part,
+            None => service_part(&client.get(&env).await?),
+        };
+        tokio::select! {
+            result = client.logs(&env, &part, args.follow, |bytes| {
+                let mut stdout = std::io::stdout().lock();
+                let _ = stdout.write_all(bytes);
+                let _ = stdout.flush();
+            }) => result?,
+            () = stop => {}
+        }
+        Ok(EXIT_OK)
+    })
+}
+
+/// Starts the environment, showing progress on stderr; a failure names the part.
+async fn start(client: &Client, request: &UpRequest) -> Result<EnvironmentInfo, Error> {
+    let terminal = std::io::stderr().is_terminal();
+    let last = client
+        .up(request, |event| {
+            let mut stderr = std::io::stderr().lock();
+            let _ = match event {
+                Event::Starting { part, mode } if terminal => {
+                    write!(stderr, "  … {part} ({mode}) starting\r")
+                }
+                Event::Starting { part, mode } => {
+                    writeln!(stderr, "envd: starting {part} ({mode})")
+                }
+                Event::Ready {
+                    part,
+                    url,
+                    elapsed_ms,
+                } => writeln!(
+                    stderr,
+                    "{}{part} ready at {} ({elapsed_ms} ms)",
+                    if terminal { "\x1b[2K  ✓ " } else { "envd: " },
+                    url.as_deref().unwrap_or("-")
+                ),
+                Event::Failed { part, .. } if terminal => {
+                    writeln!(stderr, "\x1b[2K  ✗ {part} failed")
+                }
+                _ => Ok(()),
+            };
+            let _ = stderr.flush();
+        })
+        .await?;
+    match last {
+        Event::Up { environment } => Ok(environment),
+        Event::Failed { part, error, logs } => Err(Error::Start {
+            part,
+            reason: error,
+            logs,
+        }),
+        other => Err(Error::Client(crate::daemon::client::ClientError::Protocol(
+            format!("the start ended with {other:?}"),
+        ))),
+    }
+}
+
+/// The environment `env` names, or the only one there is.
+async fn pick(client: &Client, env: Option<String>) -> Result<String, Error> {
+    if let Some(env) = env {
+        return Ok(env);
+    }
+    let environments = client.list().await?;
+    match environments.as_slice() {
+        [only] => Ok(only.id.clone()),
+        [] => Err(Error::Client(crate::daemon::client::ClientError::Refused {
+            status: 404,
+            title: "no environments".into(),
+            detail: "nothing is up; `envd up` starts one".into(),
+        })),
+        several => Err(Error::Client(crate::daemon::client::ClientError::Refused {
+            status: 400,
+            title: "several environments".into(),
+            detail: format!(
+                "name one: {}",
+                several
+                    .iter()
+                    .map(|e| e.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })),
+    }
+}
+
+/// The service under test: the part that runs as `process`.
+fn service_part(info: &EnvironmentInfo) -> String {
+    info.parts
+        .iter()
+        .rev()
+        .find(|part| part.mode == "process")
+        .map(|part| part.name.clone())
+        .unwrap_or_default()
+}
+
+fn print_json<T: serde::Serialize>(value: &T) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(
+        stdout,
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+fn print_table(environments: &[EnvironmentInfo]) {
+    let now = crate::journal::now_ms();
+    let mut rows = vec![[
+        "ENVIRONMENT".to_owned(),
+        "PART".into(),
+        "MODE".into(),
+        "URL".into(),
+        "STATE".into(),
+        "TIME LEFT".into(),
+    ]];
+    for environment in environments {
+        let left = match environment.expires_ms {
+            Some(expires) => format_left(expires.saturating_sub(now)),
+            None => "-".into(),
+        };
+        for part in &environment.parts {
+            rows.push([
+                environment.id.clone(),
+                part.name.clone(),
+                part.mode.clone(),
+                part.url.clone().unwrap_or_else(|| "-".into()),
+                part.state.to_string(),
+                left.clone(),
+            ]);
+        }
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut stdout = std::io::stdout().lock();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        let _ = writeln!(stdout, "{}", line.join("  ").trim_end());
+    }
+}
+
+fn format_left(ms: u64) -> String {
+    let secs = ms / 1000;
+    match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60),
+    }
+}
