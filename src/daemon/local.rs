@@ -24,6 +24,8 @@ use super::DaemonError;
 pub const SOCKET: &str = "daemon.sock";
 /// The daemon's own log when the CLI starts it in the background.
 pub const LOG: &str = "daemon.log";
+/// The running daemon's pid, for people and scripts that need to signal it.
+pub const PID_FILE: &str = "daemon.pid";
 
 /// How often a followed log is checked for new output.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
@@ -89,6 +91,11 @@ pub async fn run(
     let listener = tokio::net::UnixListener::bind(&socket).map_err(bind_error)?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
         .map_err(bind_error)?;
+    super::environments::write_atomically(
+        &home.join(PID_FILE),
+        std::process::id().to_string().as_bytes(),
+    )
+    .map_err(bind_error)?;
     tracing::info!(socket = %socket.display(), "daemon ready");
     listening(&socket);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -120,6 +127,7 @@ pub async fn run(
     }
     drop(listener);
     let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(home.join(PID_FILE));
     tracing::info!("stopping: tearing down every environment");
     environments.down_all().await;
     Ok(())

@@ -332,7 +332,10 @@ mod tests {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         // SAFETY: kill with signal 0 only checks for existence of the group.
         while unsafe { libc::kill(-(running.id.pid as libc::pid_t), 0) } == 0 {
-            assert!(std::time::Instant::now() < deadline, "the grandchild outlived the stop");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the grandchild outlived the stop"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(tail(&log, 5), vec!["started yes".to_owned()]);

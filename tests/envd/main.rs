@@ -3,6 +3,7 @@
 mod harness;
 
 mod bad_input;
+mod environments;
 mod faults;
 mod gateway;
 mod import;
