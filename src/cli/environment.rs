@@ -133,8 +133,11 @@ pub fn up(args: UpArgs, runtime: tokio::runtime::Runtime) -> Result<u8, Error> {
     let request = args.manifest.request()?;
     let stop = super::stop_signal(&runtime);
     runtime.block_on(async move {
+        let mut stop = std::pin::pin!(stop);
         let client = Client::connect(&crate::daemon::local::home()).await?;
-        let info = start(&client, &request).await?;
+        let Some(info) = start(&client, &request, &mut stop).await? else {
+            return Ok(EXIT_INTERRUPTED);
+        };
         if args.json {
             print_json(&info);
         } else {
@@ -154,7 +157,7 @@ pub fn up(args: UpArgs, runtime: tokio::runtime::Runtime) -> Result<u8, Error> {
                 let _ = stdout.write_all(bytes);
                 let _ = stdout.flush();
             }) => {}
-            () = stop => {}
+            () = &mut stop => {}
         }
         client.down(&info.id).await?;
         eprintln!("envd: {} torn down", info.id);
@@ -166,8 +169,11 @@ pub fn run(args: RunArgs, runtime: tokio::runtime::Runtime) -> Result<u8, Error>
     let request = args.manifest.request()?;
     let stop = super::stop_signal(&runtime);
     runtime.block_on(async move {
+        let mut stop = std::pin::pin!(stop);
         let client = Client::connect(&crate::daemon::local::home()).await?;
-        let info = start(&client, &request).await?;
+        let Some(info) = start(&client, &request, &mut stop).await? else {
+            return Ok(EXIT_INTERRUPTED);
+        };
         if args.json {
             eprintln!(
                 "{}",
@@ -190,7 +196,7 @@ pub fn run(args: RunArgs, runtime: tokio::runtime::Runtime) -> Result<u8, Error>
         };
         let status = tokio::select! {
             status = child.wait() => status,
-            () = stop => {
+            () = &mut stop => {
                 // A Ctrl-C at a terminal reached CMD already; a SIGTERM to envd did not.
                 if let Some(pid) = child.id() {
                     // SAFETY: kill(2) on the child's pid; no memory is involved.
@@ -269,39 +275,61 @@ pub fn logs(args: LogsArgs, runtime: tokio::runtime::Runtime) -> Result<u8, Erro
     })
 }
 
-/// Starts the environment, showing progress on stderr; a failure names the part.
-async fn start(client: &Client, request: &UpRequest) -> Result<EnvironmentInfo, Error> {
+/// The exit status of a command interrupted (SIGINT or SIGTERM) before its environment
+/// was up, by the shells' convention for SIGINT.
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Starts the environment, showing progress on stderr; a failure names the part. `None`:
+/// `stop` came first, and what had started is torn down.
+async fn start(
+    client: &Client,
+    request: &UpRequest,
+    stop: &mut (impl std::future::Future<Output = ()> + Unpin),
+) -> Result<Option<EnvironmentInfo>, Error> {
     let terminal = std::io::stderr().is_terminal();
-    let last = client
-        .up(request, |event| {
-            let mut stderr = std::io::stderr().lock();
-            let _ = match event {
-                Event::Starting { part, mode } if terminal => {
-                    write!(stderr, "  … {part} ({mode}) starting\r")
-                }
-                Event::Starting { part, mode } => {
-                    writeln!(stderr, "envd: starting {part} ({mode})")
-                }
-                Event::Ready {
-                    part,
-                    url,
-                    elapsed_ms,
-                } => writeln!(
-                    stderr,
-                    "{}{part} ready at {} ({elapsed_ms} ms)",
-                    if terminal { "\x1b[2K  ✓ " } else { "envd: " },
-                    url.as_deref().unwrap_or("-")
-                ),
-                Event::Failed { part, .. } if terminal => {
-                    writeln!(stderr, "\x1b[2K  ✗ {part} failed")
-                }
-                _ => Ok(()),
-            };
-            let _ = stderr.flush();
-        })
-        .await?;
+    let created = std::cell::RefCell::new(None);
+    let up = client.up(request, |event| {
+        if let Event::Created { id } = event {
+            *created.borrow_mut() = Some(id.clone());
+        }
+        let mut stderr = std::io::stderr().lock();
+        let _ = match event {
+            Event::Starting { part, mode } if terminal => {
+                write!(stderr, "  … {part} ({mode}) starting\r")
+            }
+            Event::Starting { part, mode } => {
+                writeln!(stderr, "envd: starting {part} ({mode})")
+            }
+            Event::Ready {
+                part,
+                url,
+                elapsed_ms,
+            } => writeln!(
+                stderr,
+                "{}{part} ready at {} ({elapsed_ms} ms)",
+                if terminal { "\x1b[2K  ✓ " } else { "envd: " },
+                url.as_deref().unwrap_or("-")
+            ),
+            Event::Failed { part, .. } if terminal => {
+                writeln!(stderr, "\x1b[2K  ✗ {part} failed")
+            }
+            _ => Ok(()),
+        };
+        let _ = stderr.flush();
+    });
+    let last = tokio::select! {
+        last = up => last?,
+        () = stop => {
+            let id = created.borrow().clone();
+            if let Some(id) = id {
+                eprintln!("envd: interrupted; tearing {id} down");
+                client.down(&id).await?;
+            }
+            return Ok(None);
+        }
+    };
     match last {
-        Event::Up { environment } => Ok(environment),
+        Event::Up { environment } => Ok(Some(environment)),
         Event::Failed { part, error, logs } => Err(Error::Start {
             part,
             reason: error,

@@ -78,6 +78,10 @@ impl std::fmt::Display for PartState {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "event", rename_all = "lowercase")]
 pub enum Event {
+    /// First: the id, so a client interrupted during the start can tear it down.
+    Created {
+        id: String,
+    },
     Starting {
         part: String,
         mode: String,

@@ -47,6 +47,9 @@ struct Environment {
     /// Taken out whole for teardown, so no lock is held across the stops.
     parts: Vec<Part>,
     ttl: Option<tokio::task::JoinHandle<()>>,
+    /// Set when it is torn down, so a start still in progress stops waiting and stops what
+    /// it holds.
+    torn_down: tokio::sync::watch::Sender<bool>,
 }
 
 /// Every environment of this daemon.
@@ -168,8 +171,10 @@ impl Environments {
                 info,
                 parts: Vec::new(),
                 ttl: None,
+                torn_down: tokio::sync::watch::Sender::new(false),
             },
         );
+        let _ = events.send(Event::Created { id: id.clone() }).await;
         if let Err(error) = std::fs::create_dir_all(&dir) {
             let _ = events
                 .send(Event::Failed {
@@ -442,17 +447,42 @@ impl Environments {
         let mut running = runtime::spawn(&command, &process.cwd, &env, &log)
             .map_err(|e| fail(e.to_string(), Vec::new()))?;
         let pid = running.id.pid;
+        let url = format!("http://127.0.0.1:{port}");
+        let Some(mut torn_down) = self.show_starting(
+            id,
+            PartInfo {
+                name: process.name.clone(),
+                mode: mode.into(),
+                url: Some(url.clone()),
+                state: PartState::Starting,
+                pid: Some(pid),
+            },
+        ) else {
+            running.stop().await;
+            return Err(fail(
+                "the environment was torn down while it started".into(),
+                Vec::new(),
+            ));
+        };
         // Recorded before the wait, so a daemon that dies during a slow start still reaps it.
         self.persist_with(id, running.id);
-        let result = runtime::wait_healthy(
-            &mut running,
-            &process.health,
-            port,
-            &process.cwd,
-            Duration::from_millis(process.start_timeout_ms),
-        )
-        .await;
-        let url = format!("http://127.0.0.1:{port}");
+        let waited = tokio::select! {
+            result = runtime::wait_healthy(
+                &mut running,
+                &process.health,
+                port,
+                &process.cwd,
+                Duration::from_millis(process.start_timeout_ms),
+            ) => Some(result),
+            _ = torn_down.wait_for(|torn_down| *torn_down) => None,
+        };
+        let Some(result) = waited else {
+            running.stop().await;
+            return Err(fail(
+                "the environment was torn down while it started".into(),
+                Vec::new(),
+            ));
+        };
         let state = if result.is_ok() {
             PartState::Ready
         } else {
@@ -481,10 +511,40 @@ impl Environments {
         }
     }
 
+    /// Shows a part as starting (`envd ps`) and hands back the environment's teardown
+    /// signal; `None` when the environment is already gone.
+    fn show_starting(
+        &self,
+        id: &str,
+        info: PartInfo,
+    ) -> Option<tokio::sync::watch::Receiver<bool>> {
+        let mut environments = self.environments.lock().unwrap();
+        let environment = environments.get_mut(id)?;
+        environment.info.parts.push(info);
+        Some(environment.torn_down.subscribe())
+    }
+
     fn add_part(&self, id: &str, part: Part) {
+        let mut part = Some(part);
         if let Some(environment) = self.environments.lock().unwrap().get_mut(id) {
-            environment.info.parts.push(part.info.clone());
+            let part = part.take().expect("taken once");
+            match environment
+                .info
+                .parts
+                .iter_mut()
+                .find(|info| info.name == part.info.name)
+            {
+                Some(shown) => *shown = part.info.clone(),
+                None => environment.info.parts.push(part.info.clone()),
+            }
             environment.parts.push(part);
+        }
+        if let Some(orphan) = part {
+            // Torn down meanwhile: a listener left over stops with its dropped sender; a
+            // process is stopped by its group, not just by `kill_on_drop`.
+            if let Handle::Process(mut running) = orphan.handle {
+                tokio::spawn(async move { running.stop().await });
+            }
         }
         self.persist();
     }
@@ -493,6 +553,7 @@ impl Environments {
     pub async fn down(&self, id: &str) -> Option<EnvironmentInfo> {
         let removed = self.environments.lock().unwrap().remove(id);
         let mut environment = removed?;
+        environment.torn_down.send_replace(true);
         if let Some(ttl) = environment.ttl.take() {
             // Not the TTL task itself: it has already been taken out of the map.
             if !is_current_task(&ttl) {

@@ -372,3 +372,44 @@ fn manifest_errors_name_the_file_line_and_key() {
         "a bad manifest should not even start the daemon"
     );
 }
+
+#[test]
+fn a_run_interrupted_while_starting_tears_down_what_started() {
+    let home = Home::new();
+    // Never healthy: nothing listens on its port.
+    let manifest = home.manifest(
+        "name = \"slow\"\ncommand = [\"sleep\", \"300\"]\nstart_timeout = \"5m\"",
+        PING_DEP,
+    );
+    let mut run = Command::new(binary())
+        .args(["run", "-f", &manifest, "--", "true"])
+        .env("ENVD_HOME", home.home())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = eventually(
+        || {
+            let environments = home.ps();
+            let parts = environments.first()?["parts"].as_array()?.clone();
+            parts.iter().find(|p| p["name"] == "slow")?["pid"].as_u64()
+        },
+        "the service to be started",
+    );
+    assert!(Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        home.ps().is_empty(),
+        "the interrupted environment is still there"
+    );
+    eventually(
+        || (!running(pid)).then_some(()),
+        "the half-started service to stop",
+    );
+}
