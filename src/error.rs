@@ -6,6 +6,7 @@
 use crate::contract::ContractError;
 use crate::daemon::DaemonError;
 use crate::faults::FaultError;
+use crate::fixtures::FixtureError;
 use crate::proxy::ProxyError;
 use crate::recording::import::ImportError;
 use crate::recording::recorder::RecordError;
@@ -33,6 +34,8 @@ pub enum Error {
     Faults(#[from] FaultError),
     #[error(transparent)]
     Import(#[from] ImportError),
+    #[error(transparent)]
+    Fixture(#[from] FixtureError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -51,6 +54,9 @@ impl Error {
             Error::Daemon(_) => EXIT_BAD_INPUT,
             Error::Import(ImportError::Write { .. }) => EXIT_CANNOT_RUN,
             Error::Import(_) => EXIT_BAD_INPUT,
+            Error::Fixture(FixtureError::Drift { .. }) => EXIT_FAILED,
+            Error::Fixture(FixtureError::Write { .. }) => EXIT_CANNOT_RUN,
+            Error::Fixture(_) => EXIT_BAD_INPUT,
         }
     }
 
