@@ -123,7 +123,12 @@ struct SampleArgs {
 
     /// Key for masking; without it a built-in key is used (masking is then reversible by
     /// anyone guessing a value)
-    #[arg(long, value_name = "KEY", env = "ENVD_MASK_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "ENVD_MASK_KEY",
+        hide_env_values = true
+    )]
     mask_key: Option<String>,
 
     /// Columns with at most this many distinct values keep every value at least once

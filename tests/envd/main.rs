@@ -8,5 +8,6 @@ mod gateway;
 mod import;
 mod misses;
 mod proxy;
+mod sample;
 mod serving;
 mod watch;
