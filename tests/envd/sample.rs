@@ -364,7 +364,7 @@ fn empty_and_header_only_files() {
         "{stderr}"
     );
 
-    let header = work.write("header.csv", "a,b\n");
+    let header = work.write("header.csv", "\u{feff}a,b\n");
     let (code, _, stderr) = run(&[
         "sample",
         header.to_str().unwrap(),
