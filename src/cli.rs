@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::daemon;
 use crate::error::{Error, EXIT_OK};
+use crate::fixtures;
 use crate::proxy;
 use crate::recording::import::{self, ImportError};
 use crate::server;
@@ -71,6 +72,341 @@ enum Command {
     /// Turn WireMock mappings or a HAR capture into a recording (a Pact V4 file)
     #[command(subcommand, after_help = IMPORT_HELP)]
     Import(ImportCommand),
+    /// Sample CSV or JSON Lines files into a fixture: a seeded random sample plus the edge
+    /// rows (nulls, extremes, every category, rows that break the schema), in one pass
+    #[command(after_help = SAMPLE_HELP)]
+    Sample(SampleArgs),
+    /// Work with fixtures: `envd fixture check` reports a source's drift from a fixture
+    #[command(subcommand)]
+    Fixture(FixtureCommand),
+}
+
+const SAMPLE_HELP: &str = "\
+Each SOURCE is a table named after its file (orders.csv is table orders). The format comes
+from the extension: .csv, .tsv, .jsonl or .ndjson. CSV has a header row; an unquoted empty
+field and \\N are null, a quoted empty field (\"\") is the empty string. Bytes are kept as
+they are: invalid UTF-8 is data (and an edge row), not an error.
+
+Kept on top of the random rows, per column: the first null and the first empty value, the
+minimum and maximum, the longest and shortest value, every value of a column with at most
+--max-categories distinct values, and up to --edge-rows rows per kind of misfit (a value
+outside the column's inferred type, invalid UTF-8, a ragged row, broken quoting, a field
+over 64 KiB, a JSON line that does not parse). DIR/fixture.json lists every edge row with
+its line and why it was kept, the source's statistics and its schema. DIR/TABLE.csv (or
+.jsonl) holds the kept rows in source order. The same seed and input give byte-identical
+files.
+
+Examples:
+  envd sample orders.csv --out fixtures/orders --rows 1000 --seed 7
+  envd sample customers.csv orders.csv --out fixtures/shop \\
+      --relation orders.customer_id=customers.id --mask email
+  envd fixture check orders.csv --against fixtures/orders
+
+Exit codes:
+  0  the fixture is written (warnings, such as unresolved relations, on stderr)
+  2  bad input: an unreadable or empty source, a bad flag (named, with the file and line)
+  3  cannot write DIR";
+
+#[derive(Debug, Args)]
+struct SampleArgs {
+    /// CSV or JSON Lines files, one table each
+    #[arg(value_name = "SOURCE", required = true)]
+    sources: Vec<String>,
+
+    /// Directory to write the fixture into (created; its files are replaced)
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+
+    /// Random rows per table, beyond the edge rows
+    #[arg(long, value_name = "N", default_value_t = fixtures::DEFAULT_ROWS, conflicts_with = "fraction")]
+    rows: usize,
+
+    /// Share of rows to sample instead of a count (0 to 1); memory grows with the sample
+    #[arg(long, value_name = "F")]
+    fraction: Option<f64>,
+
+    /// Seed for the random sample: the same seed and input give the same fixture
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    seed: u64,
+
+    /// CHILD.COLUMN=PARENT.COLUMN: kept rows of both tables keep their references; repeatable
+    #[arg(long = "relation", value_name = "CHILD.COL=PARENT.COL")]
+    relations: Vec<String>,
+
+    /// A column to mask (COLUMN in every table, or TABLE.COLUMN), keeping its shape; repeatable
+    #[arg(long = "mask", value_name = "COL")]
+    mask: Vec<String>,
+
+    /// Key for masking; without it a built-in key is used (masking is then reversible by
+    /// anyone guessing a value)
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "ENVD_MASK_KEY",
+        hide_env_values = true
+    )]
+    mask_key: Option<String>,
+
+    /// Columns with at most this many distinct values keep every value at least once
+    #[arg(long, value_name = "K", default_value_t = fixtures::DEFAULT_MAX_CATEGORIES)]
+    max_categories: usize,
+
+    /// Edge rows kept per reason (per column for column reasons)
+    #[arg(long, value_name = "N", default_value_t = fixtures::DEFAULT_EDGE_ROWS)]
+    edge_rows: usize,
+
+    /// Children kept per sampled parent row, for each --relation
+    #[arg(long, value_name = "N", default_value_t = fixtures::DEFAULT_PER_PARENT)]
+    per_parent: usize,
+
+    /// Output format; only the source's own (csv or jsonl) is supported
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
+
+    #[command(flatten)]
+    csv: CsvArgs,
+}
+
+/// How CSV sources are read.
+#[derive(Debug, Args)]
+struct CsvArgs {
+    /// CSV field delimiter (one byte; `\\t` for tab) [default: `,`, tab for .tsv]
+    #[arg(long, value_name = "CHAR", value_parser = parse_byte)]
+    delimiter: Option<u8>,
+
+    /// CSV quote character (one byte)
+    #[arg(long, value_name = "CHAR", default_value = "\"", value_parser = parse_byte)]
+    quote: u8,
+}
+
+impl CsvArgs {
+    fn source(&self, path: &str) -> Result<fixtures::Source, fixtures::FixtureError> {
+        fixtures::Source::new(path, None, self.delimiter, self.quote)
+    }
+}
+
+fn parse_byte(text: &str) -> Result<u8, String> {
+    match text.as_bytes() {
+        [byte] => Ok(*byte),
+        b"\\t" => Ok(b'\t'),
+        _ => Err(format!("expected one ASCII character, found {text:?}")),
+    }
+}
+
+impl SampleArgs {
+    fn options(self) -> Result<fixtures::Options, fixtures::FixtureError> {
+        let sources = self
+            .sources
+            .iter()
+            .map(|path| self.csv.source(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(format) = &self.format {
+            for source in &sources {
+                if format != source.format.name() {
+                    return Err(fixtures::FixtureError::Conversion {
+                        format: format.clone(),
+                        source_format: source.format.name(),
+                    });
+                }
+            }
+        }
+        Ok(fixtures::Options {
+            sources,
+            out: self.out,
+            size: match self.fraction {
+                Some(fraction) => fixtures::Size::Fraction(fraction),
+                None => fixtures::Size::Rows(self.rows),
+            },
+            seed: self.seed,
+            relations: self.relations,
+            mask: self.mask,
+            mask_key: self
+                .mask_key
+                .map(String::into_bytes)
+                .unwrap_or_else(|| fixtures::mask::DEFAULT_KEY.to_vec()),
+            max_categories: self.max_categories,
+            edge_rows: self.edge_rows,
+            per_parent: self.per_parent,
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum FixtureCommand {
+    /// Compare a source with the snapshot in a fixture: columns added or removed, types,
+    /// nullability, new categories, ranges and null rates moved
+    #[command(after_help = FIXTURE_CHECK_HELP)]
+    Check(FixtureCheckArgs),
+}
+
+const FIXTURE_CHECK_HELP: &str = "\
+The source is profiled in one pass, as `envd sample` did, and compared with the table of
+the same name in DIR/fixture.json (or its only table). A null rate counts as moved when it
+changes by more than --threshold; a numeric range when a bound moves by more than
+--threshold times the old range. Masked columns are checked for type and nulls only.
+
+Examples:
+  envd fixture check exports/orders.csv --against fixtures/orders
+  envd fixture check exports/orders.csv --against fixtures/orders --json
+
+Exit codes:
+  0  no drift
+  1  drift: the changes are listed (a table, or JSON with --json)
+  2  bad input: an unreadable source, or DIR has no fixture.json";
+
+#[derive(Debug, Args)]
+struct FixtureCheckArgs {
+    /// The CSV or JSON Lines file to check
+    #[arg(value_name = "SOURCE")]
+    source: String,
+
+    /// The fixture directory (holding fixture.json)
+    #[arg(long, value_name = "DIR")]
+    against: PathBuf,
+
+    /// How far a null rate or a range may move before it is drift
+    #[arg(long, value_name = "SHARE", default_value_t = fixtures::drift::DEFAULT_THRESHOLD)]
+    threshold: f64,
+
+    /// Print the changes as JSON on stdout
+    #[arg(long)]
+    json: bool,
+
+    #[command(flatten)]
+    csv: CsvArgs,
+}
+
+impl FixtureCommand {
+    fn run(self) -> Result<(), Error> {
+        let FixtureCommand::Check(args) = self;
+        let source = args.csv.source(&args.source)?;
+        let report = fixtures::check(&source, &args.against, args.threshold, &mut *progress())?;
+        let mut stdout = std::io::stdout().lock();
+        if args.json {
+            let json = serde_json::to_value(&report).unwrap_or_default();
+            let _ = writeln!(stdout, "{json:#}");
+        } else if report.changes.is_empty() {
+            let _ = writeln!(
+                stdout,
+                "envd: no drift: {} matches table {} of {}",
+                report.source, report.table, report.fixture
+            );
+        } else {
+            let rows: Vec<(String, &str, String)> = report
+                .changes
+                .iter()
+                .map(|change| {
+                    let (what, detail) = change.describe();
+                    (change.column().to_owned(), what, detail)
+                })
+                .collect();
+            let width = |f: &dyn Fn(&(String, &str, String)) -> usize, title: usize| {
+                rows.iter().map(f).max().unwrap_or(0).max(title)
+            };
+            let w0 = width(&|r| r.0.chars().count(), 6);
+            let w1 = width(&|r| r.1.len(), 6);
+            let _ = writeln!(stdout, "{:w0$}  {:w1$}  DETAIL", "COLUMN", "CHANGE");
+            for (column, what, detail) in &rows {
+                let _ = writeln!(stdout, "{column:w0$}  {what:w1$}  {detail}");
+            }
+        }
+        if report.changes.is_empty() {
+            Ok(())
+        } else {
+            Err(fixtures::FixtureError::Drift {
+                changes: report.changes.len(),
+                fixture: args.against,
+            }
+            .into())
+        }
+    }
+}
+
+fn run_sample(args: SampleArgs) -> Result<(), Error> {
+    let options = args.options()?;
+    let report = fixtures::sample(&options, &mut *progress())?;
+    let mut stderr = std::io::stderr().lock();
+    for warning in &report.manifest.warnings {
+        let _ = writeln!(stderr, "envd: warning: {warning}");
+    }
+    let mut stdout = std::io::stdout().lock();
+    for table in &report.manifest.tables {
+        let _ = writeln!(
+            stdout,
+            "envd: {}: kept {} of {} rows ({} sampled, {} edge rows) in {}",
+            table.name,
+            table.kept.total,
+            table.stats.rows,
+            table.kept.sampled,
+            table.kept.edge,
+            options.out.join(&table.file).display()
+        );
+    }
+    let _ = writeln!(
+        stdout,
+        "envd: wrote {}",
+        options.out.join(fixtures::FIXTURE_FILE).display()
+    );
+    Ok(())
+}
+
+/// A progress bar on stderr when it is a terminal; nothing otherwise (logs and pipes stay
+/// clean).
+fn progress() -> Box<dyn fixtures::Progress> {
+    if std::io::stderr().is_terminal() {
+        Box::new(ProgressBar::default())
+    } else {
+        Box::new(fixtures::Quiet)
+    }
+}
+
+#[derive(Default)]
+struct ProgressBar {
+    name: String,
+    total: Option<u64>,
+    started: Option<std::time::Instant>,
+}
+
+impl fixtures::Progress for ProgressBar {
+    fn start(&mut self, source: &std::path::Path, total: Option<u64>) {
+        self.name = source.display().to_string();
+        self.total = total;
+        self.started = Some(std::time::Instant::now());
+    }
+
+    fn advance(&mut self, bytes: u64) {
+        const MIB: f64 = 1024.0 * 1024.0;
+        let elapsed = self
+            .started
+            .map_or(0.0, |s| s.elapsed().as_secs_f64())
+            .max(1e-3);
+        let rate = bytes as f64 / elapsed;
+        let mut line = format!(
+            "\r{}: {:.0} MiB, {:.0} MiB/s",
+            self.name,
+            bytes as f64 / MIB,
+            rate / MIB
+        );
+        if let Some(total) = self.total.filter(|&t| t > 0) {
+            let left = total.saturating_sub(bytes) as f64 / rate.max(1.0);
+            line = format!(
+                "\r{}: {:.0} of {:.0} MiB ({:.0} %), {:.0} MiB/s, {:.0} s left",
+                self.name,
+                bytes as f64 / MIB,
+                total as f64 / MIB,
+                100.0 * bytes as f64 / total as f64,
+                rate / MIB,
+                left
+            );
+        }
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "{line}\x1b[K");
+        let _ = stderr.flush();
+    }
+
+    fn finish(&mut self) {
+        let _ = writeln!(std::io::stderr().lock());
+    }
 }
 
 const DAEMON_HELP: &str = "\
@@ -709,6 +1045,8 @@ fn run(cli: Cli) -> Result<u8, Error> {
         Command::Ps(args) => return environment::ps(args, runtime()?),
         Command::Logs(args) => return environment::logs(args, runtime()?),
         Command::Run(args) => return environment::run(args, runtime()?),
+        Command::Sample(args) => run_sample(args)?,
+        Command::Fixture(command) => command.run()?,
     }
     Ok(EXIT_OK)
 }

@@ -7,6 +7,7 @@ use crate::contract::ContractError;
 use crate::daemon::client::ClientError;
 use crate::daemon::DaemonError;
 use crate::faults::FaultError;
+use crate::fixtures::FixtureError;
 use crate::manifest::ManifestError;
 use crate::proxy::ProxyError;
 use crate::recording::import::ImportError;
@@ -51,6 +52,8 @@ pub enum Error {
         program: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Fixture(#[from] FixtureError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -79,6 +82,9 @@ impl Error {
             Error::Daemon(_) => EXIT_BAD_INPUT,
             Error::Import(ImportError::Write { .. }) => EXIT_CANNOT_RUN,
             Error::Import(_) => EXIT_BAD_INPUT,
+            Error::Fixture(FixtureError::Drift { .. }) => EXIT_FAILED,
+            Error::Fixture(FixtureError::Write { .. }) => EXIT_CANNOT_RUN,
+            Error::Fixture(_) => EXIT_BAD_INPUT,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod contract;
 pub mod daemon;
 pub mod error;
 pub mod faults;
+pub mod fixtures;
 pub mod journal;
 pub mod manifest;
 pub mod matching;

@@ -9,5 +9,6 @@ mod gateway;
 mod import;
 mod misses;
 mod proxy;
+mod sample;
 mod serving;
 mod watch;

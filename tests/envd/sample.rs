@@ -1,0 +1,384 @@
+//! `envd sample` and `envd fixture check` on files the tests generate.
+
+use std::fs;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::harness::{run, Workdir};
+
+const STATUSES: [&str; 3] = ["new", "paid", "shipped"];
+
+/// An orders file of `rows` rows with the mess real exports have: one rare status, an
+/// "N/A" amount, a ragged row each way, a field with invalid UTF-8, a quoted field with a
+/// newline, and a field far longer than what an edge row keeps.
+fn orders(rows: usize) -> Vec<u8> {
+    let mut csv = b"order_id,customer_id,status,amount,email,note\n".to_vec();
+    for i in 1..=rows {
+        let status = match i {
+            777 => "lost-in-transit",
+            _ => STATUSES[i % 3],
+        };
+        let amount = if i == 1234 {
+            "N/A".to_owned()
+        } else {
+            format!("{}.{:02}", i % 500, i % 100)
+        };
+        let note: Vec<u8> = match i {
+            50 => b"\"two\nlines\"".to_vec(),
+            60 => b"caf\xe9".to_vec(),
+            70 => vec![b'x'; 200_000],
+            _ => b"ok".to_vec(),
+        };
+        let mut row = format!(
+            "{i},{},{status},{amount},user{}@example.com,",
+            i % 40,
+            i % 40
+        )
+        .into_bytes();
+        row.extend(note);
+        match i {
+            90 => row.extend_from_slice(b",extra"),
+            91 => row.truncate(row.iter().rposition(|&c| c == b',').unwrap()),
+            _ => {}
+        }
+        row.push(b'\n');
+        csv.extend(row);
+    }
+    csv
+}
+
+fn write_bytes(work: &Workdir, name: &str, bytes: &[u8]) -> String {
+    let path = work.path(name);
+    fs::write(&path, bytes).unwrap();
+    path.display().to_string()
+}
+
+fn fixture(dir: &Path) -> Value {
+    serde_json::from_slice(&fs::read(dir.join("fixture.json")).unwrap()).unwrap()
+}
+
+/// Every (line, reason) pair of a table's edge rows.
+fn reasons(table: &Value) -> Vec<(u64, String)> {
+    let mut found = Vec::new();
+    for edge in table["edges"].as_array().unwrap() {
+        for reason in edge["reasons"].as_array().unwrap() {
+            let mut text = reason["reason"].as_str().unwrap().to_owned();
+            if let Some(column) = reason["column"].as_str() {
+                text = format!("{text} {column}");
+            }
+            if let Some(value) = reason["value"].as_str() {
+                text = format!("{text}={value}");
+            }
+            found.push((edge["line"].as_u64().unwrap(), text));
+        }
+    }
+    found
+}
+
+#[test]
+fn the_same_seed_gives_a_byte_identical_fixture_with_every_edge_row() {
+    let work = Workdir::new();
+    let source = write_bytes(&work, "orders.csv", &orders(3000));
+    let sample = |out: &str, seed: &str| {
+        let out = work.path(out);
+        let (code, stdout, stderr) = run(&[
+            "sample",
+            &source,
+            "--out",
+            out.to_str().unwrap(),
+            "--rows",
+            "100",
+            "--seed",
+            seed,
+        ]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stdout.contains("kept"), "{stdout}");
+        out
+    };
+    let first = sample("a", "7");
+    let again = sample("b", "7");
+    let other = sample("c", "8");
+    for file in ["orders.csv", "fixture.json"] {
+        assert_eq!(
+            fs::read(first.join(file)).unwrap(),
+            fs::read(again.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    assert_ne!(
+        fs::read(first.join("orders.csv")).unwrap(),
+        fs::read(other.join("orders.csv")).unwrap()
+    );
+
+    let manifest = fixture(&first);
+    let table = &manifest["tables"][0];
+    assert_eq!(table["stats"]["rows"], 3000);
+    assert_eq!(table["kept"]["sampled"], 100);
+    let found = reasons(table);
+    // Line numbers count the header and the quoted newline in row 50.
+    for expected in [
+        (779, "category status=lost-in-transit"),
+        (1236, "type-mismatch amount=N/A"),
+        (62, "invalid-utf8 note"),
+        (72, "oversized-field"),
+        (72, "longest note"),
+        (92, "ragged"),
+        (93, "ragged"),
+    ] {
+        assert!(
+            found.contains(&(expected.0, expected.1.to_owned())),
+            "{expected:?} not in {found:?}"
+        );
+    }
+    let columns = &table["stats"]["columns"];
+    assert_eq!(columns[0]["type"], "integer");
+    assert_eq!(columns[0]["min"], "1");
+    assert_eq!(columns[0]["max"], "3000");
+    assert_eq!(columns[3]["type"], "float");
+    assert_eq!(table["schema"][2]["name"], "status");
+
+    // The fixture is a CSV that keeps the messy rows as they were.
+    let written = fs::read(first.join("orders.csv")).unwrap();
+    assert!(written.starts_with(b"order_id,customer_id,status,amount,email,note\n"));
+    let contains = |needle: &[u8]| written.windows(needle.len()).any(|w| w == needle);
+    assert!(contains(b"caf\xe9"));
+    assert!(contains(b"\"two\nlines\"\n"));
+    assert!(contains(b",lost-in-transit,277.77,"));
+    assert!(written.len() < 200_000, "the huge field is cut");
+}
+
+#[test]
+fn json_lines_are_sampled_into_json_lines() {
+    let work = Workdir::new();
+    let mut lines = String::new();
+    for i in 0..500 {
+        lines.push_str(&format!(
+            "{{\"id\":{i},\"kind\":\"{}\"}}\n",
+            ["a", "b"][i % 2]
+        ));
+    }
+    lines.push_str("{not json\n{\"id\":null,\"kind\":\"rare\",\"extra\":1}\n");
+    let source = work.write("events.jsonl", &lines);
+    let out = work.path("out");
+    let (code, _, stderr) = run(&[
+        "sample",
+        source.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--rows",
+        "10",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let written = fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert!(written.contains("{not json\n"), "{written}");
+    assert!(written.contains("\"kind\":\"rare\""), "{written}");
+    let manifest = fixture(&out);
+    let found = reasons(&manifest["tables"][0]);
+    assert!(found.contains(&(501, "invalid-json".into())), "{found:?}");
+    assert!(found.contains(&(502, "first-null id".into())), "{found:?}");
+    let columns = &manifest["tables"][0]["stats"]["columns"];
+    assert_eq!(columns[2]["name"], "extra");
+    // The 500 rows before it and the line that does not parse have no value.
+    assert_eq!(columns[2]["nulls"], 501);
+}
+
+#[test]
+fn related_tables_keep_their_references_and_masks_keep_joins() {
+    let work = Workdir::new();
+    let mut customers = "id,email,referred_by\n".to_owned();
+    for i in 0..200 {
+        let referrer = if i == 0 {
+            String::new()
+        } else {
+            (i - 1).to_string()
+        };
+        customers.push_str(&format!("{i},c{i}@example.com,{referrer}\n"));
+    }
+    let mut orders = "id,customer_id,email\n".to_owned();
+    for i in 0..1000 {
+        orders.push_str(&format!("{i},{},c{}@example.com\n", i % 200, i % 200));
+    }
+    orders.push_str("1000,999,ghost@example.com\n");
+    let customers = work.write("customers.csv", &customers);
+    let orders = work.write("orders.csv", &orders);
+    let out = work.path("shop");
+    let (code, _, stderr) = run(&[
+        "sample",
+        customers.to_str().unwrap(),
+        orders.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--rows",
+        "5",
+        "--max-categories",
+        "0",
+        "--relation",
+        "orders.customer_id=customers.id",
+        "--relation",
+        "customers.referred_by=customers.id",
+        "--mask",
+        "email",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let read = |file: &str| -> Vec<Vec<String>> {
+        fs::read_to_string(out.join(file))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').map(str::to_owned).collect())
+            .collect()
+    };
+    let customers = read("customers.csv");
+    let orders = read("orders.csv");
+    let ids: Vec<&str> = customers.iter().map(|c| c[0].as_str()).collect();
+    // The referral chain of every kept customer goes back to customer 0.
+    assert!(ids.contains(&"0"), "{ids:?}");
+    for customer in &customers {
+        assert!(customer[2].is_empty() || ids.contains(&customer[2].as_str()));
+        assert!(!customer[1].starts_with('c') || !customer[1].ends_with("@example.com"));
+        assert!(customer[1].contains('@'));
+    }
+    let mut orphans = 0;
+    for order in &orders {
+        if order[1] == "999" {
+            orphans += 1;
+            continue;
+        }
+        let customer = customers
+            .iter()
+            .find(|c| c[0] == order[1])
+            .expect("parent kept");
+        assert_eq!(customer[1], order[2], "the same email masks the same way");
+    }
+    let manifest = fixture(&out);
+    let relation = &manifest["relations"][0];
+    assert!(
+        relation["childrenAdded"].as_u64().unwrap() > 0,
+        "{relation}"
+    );
+    if orphans > 0 {
+        assert_eq!(relation["unresolved"], 1);
+        assert!(stderr.contains("missing from customers"), "{stderr}");
+    }
+    assert_eq!(manifest["relations"][1]["unresolved"], 0);
+    let email = &manifest["tables"][0]["stats"]["columns"][1];
+    assert_eq!(email["masked"], true);
+    assert!(
+        !email["max"].as_str().unwrap().starts_with("c99@"),
+        "{email}"
+    );
+}
+
+#[test]
+fn drift_is_reported_per_kind_of_change() {
+    let work = Workdir::new();
+    let mut before = "id,status,amount,comment\n".to_owned();
+    for i in 0..300 {
+        before.push_str(&format!("{i},{},{},\n", STATUSES[i % 3], i % 50));
+    }
+    let source = work.write("orders.csv", &before);
+    let out = work.path("fx");
+    let (code, _, stderr) = run(&[
+        "sample",
+        source.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let check = |extra: &[&str]| {
+        let mut args = vec![
+            "fixture",
+            "check",
+            source.to_str().unwrap(),
+            "--against",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        run(&args)
+    };
+    let (code, stdout, stderr) = check(&[]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("no drift"), "{stdout}");
+
+    let mut after = "id,status,amount,region\n".to_owned();
+    for i in 0..300 {
+        let status = if i == 5 { "refunded" } else { STATUSES[i % 3] };
+        let amount = if i % 4 == 0 {
+            String::new()
+        } else {
+            (i % 90).to_string()
+        };
+        after.push_str(&format!("x{i},{status},{amount},eu\n"));
+    }
+    fs::write(&source, after).unwrap();
+    let (code, stdout, stderr) = check(&[]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.starts_with("COLUMN"), "{stdout}");
+    assert!(stderr.contains("drift"), "{stderr}");
+    let (code, stdout, _) = check(&["--json"]);
+    assert_eq!(code, Some(1));
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let changes: Vec<(String, String)> = report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let column = c
+                .get("column")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            (column, c["change"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    for expected in [
+        ("comment", "column-removed"),
+        ("region", "column-added"),
+        ("id", "type-changed"),
+        ("status", "new-categories"),
+        ("amount", "nullability-changed"),
+        ("amount", "range-moved"),
+    ] {
+        assert!(
+            changes.contains(&(expected.0.to_owned(), expected.1.to_owned())),
+            "{expected:?} not in {changes:?}"
+        );
+    }
+}
+
+#[test]
+fn empty_and_header_only_files() {
+    let work = Workdir::new();
+    let empty = work.write("empty.csv", "");
+    let out = work.path("out");
+    let (code, _, stderr) = run(&[
+        "sample",
+        empty.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("empty.csv:1: the file is empty"),
+        "{stderr}"
+    );
+
+    let header = work.write("header.csv", "\u{feff}a,b\n");
+    let (code, _, stderr) = run(&[
+        "sample",
+        header.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("a header and no rows"), "{stderr}");
+    assert_eq!(fs::read_to_string(out.join("header.csv")).unwrap(), "a,b\n");
+
+    let (code, _, stderr) = run(&["sample", "data.parquet", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("Parquet sources are not supported"),
+        "{stderr}"
+    );
+}
