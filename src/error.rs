@@ -10,6 +10,7 @@ use crate::proxy::ProxyError;
 use crate::recording::import::ImportError;
 use crate::recording::recorder::RecordError;
 use crate::stub::StubError;
+use crate::verify::VerifyError;
 
 /// Everything worked.
 pub const EXIT_OK: u8 = 0;
@@ -33,6 +34,8 @@ pub enum Error {
     Faults(#[from] FaultError),
     #[error(transparent)]
     Import(#[from] ImportError),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -51,6 +54,8 @@ impl Error {
             Error::Daemon(_) => EXIT_BAD_INPUT,
             Error::Import(ImportError::Write { .. }) => EXIT_CANNOT_RUN,
             Error::Import(_) => EXIT_BAD_INPUT,
+            Error::Verify(VerifyError::Junit { .. }) => EXIT_CANNOT_RUN,
+            Error::Verify(_) => EXIT_BAD_INPUT,
         }
     }
 
@@ -74,6 +79,9 @@ impl Error {
             Error::Import(ImportError::BodyFile { .. }) => Some(
                 "bodyFileName is read from the __files directory beside the mappings directory",
             ),
+            Error::Verify(VerifyError::NothingSelected) => {
+                Some("--consumer matches a pact's consumer name exactly; --description and --state are regular expressions")
+            }
             _ => None,
         }
     }

@@ -14,3 +14,4 @@ pub mod proxy;
 pub mod recording;
 pub mod server;
 pub mod stub;
+pub mod verify;
