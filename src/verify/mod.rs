@@ -590,11 +590,13 @@ async fn send(
         .map_err(|_| format!("{target}: no response within {timeout:?}"))??;
     let mut headers: HashMap<String, Vec<String>> = HashMap::new();
     for (name, value) in &parts.headers {
+        // Split where the header is a list, as the stub splits request headers: Pact
+        // compares `a,b` and `a, b` as the same two values.
         if let Ok(value) = value.to_str() {
             headers
                 .entry(name.as_str().to_owned())
                 .or_default()
-                .push(value.to_owned());
+                .extend(pact_models::headers::parse_header(name.as_str(), value));
         }
     }
     let content_type = parts
