@@ -268,9 +268,13 @@ pub async fn run(options: &Options) -> Result<Report, VerifyError> {
         url: options.provider.clone(),
     })?;
     let state_change = match &options.state_change {
-        Some(StateChange::Url(url)) => Some(StateHook::Url(Upstream::new(url, None).map_err(
-            |_| VerifyError::StateChange { url: url.clone() },
-        )?)),
+        Some(StateChange::Url(url)) => {
+            let invalid = || VerifyError::StateChange { url: url.clone() };
+            let endpoint = Upstream::new(url, None).map_err(|_| invalid())?;
+            // The URL as given: Upstream would add a `/` to a bare base path.
+            let uri: hyper::Uri = url.parse().map_err(|_| invalid())?;
+            Some(StateHook::Url(endpoint, uri))
+        }
         Some(StateChange::Command(command)) => Some(StateHook::Command(command.clone())),
         None => None,
     };
@@ -301,7 +305,7 @@ pub async fn run(options: &Options) -> Result<Report, VerifyError> {
 }
 
 enum StateHook {
-    Url(Upstream),
+    Url(Upstream, hyper::Uri),
     Command(String),
 }
 
@@ -353,17 +357,17 @@ async fn change_state(
     let params = Value::Object(state.params.clone().into_iter().collect());
     tracing::debug!(state = %state.name, action, "provider state change");
     match hook {
-        StateHook::Url(endpoint) => {
+        StateHook::Url(endpoint, uri) => {
             let body = json!({"state": state.name, "params": params, "action": action});
-            let request = Request::post(endpoint.uri(None))
+            let request = Request::post(uri.clone())
                 .header(hyper::header::CONTENT_TYPE, "application/json")
                 .body(Either::Left(Full::new(Bytes::from(body.to_string()))))
                 .map_err(|error| error.to_string())?;
             let send = endpoint.client().request(request);
             let response = tokio::time::timeout(timeout, send)
                 .await
-                .map_err(|_| format!("{endpoint} did not answer within {timeout:?}"))?
-                .map_err(|error| format!("cannot reach {endpoint}: {}", error_chain(&error)))?;
+                .map_err(|_| format!("{uri} did not answer within {timeout:?}"))?
+                .map_err(|error| format!("cannot reach {uri}: {}", error_chain(&error)))?;
             let status = response.status();
             if status.is_success() {
                 Ok(())
@@ -375,7 +379,7 @@ async fn change_state(
                     .map(|body| String::from_utf8_lossy(&body.to_bytes()).into_owned())
                     .unwrap_or_default();
                 Err(format!(
-                    "{endpoint} answered {status}{}",
+                    "{uri} answered {status}{}",
                     if body.is_empty() {
                         String::new()
                     } else {
@@ -395,14 +399,12 @@ async fn change_state(
                 .env("ENVD_STATE_PARAMS", params.to_string())
                 .env("ENVD_STATE_ACTION", action)
                 .stdin(std::process::Stdio::null());
-            let output = tokio::time::timeout(
-                timeout,
-                tokio::task::spawn_blocking(move || child.output()),
-            )
-            .await
-            .map_err(|_| format!("{command:?} did not finish within {timeout:?}"))?
-            .map_err(|error| format!("cannot run {command:?}: {error}"))?
-            .map_err(|error| format!("cannot run {command:?}: {error}"))?;
+            let output =
+                tokio::time::timeout(timeout, tokio::task::spawn_blocking(move || child.output()))
+                    .await
+                    .map_err(|_| format!("{command:?} did not finish within {timeout:?}"))?
+                    .map_err(|error| format!("cannot run {command:?}: {error}"))?
+                    .map_err(|error| format!("cannot run {command:?}: {error}"))?;
             if output.status.success() {
                 Ok(())
             } else {
@@ -642,7 +644,9 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), VerifyError> {
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(error)?;
     file.write_all(text.as_bytes()).map_err(error)?;
     file.as_file().sync_all().map_err(error)?;
-    file.persist(path).map_err(|error| error.error).map_err(error)?;
+    file.persist(path)
+        .map_err(|error| error.error)
+        .map_err(error)?;
     Ok(())
 }
 
@@ -650,7 +654,12 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), VerifyError> {
 mod tests {
     use super::*;
 
-    fn check(consumer: Option<&str>, description: Option<&str>, state: Option<&str>, expected: bool) {
+    fn check(
+        consumer: Option<&str>,
+        description: Option<&str>,
+        state: Option<&str>,
+        expected: bool,
+    ) {
         let options = Options {
             provider: String::new(),
             contracts: vec![],

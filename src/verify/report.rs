@@ -40,9 +40,7 @@ fn title(outcome: &Outcome) -> String {
 }
 
 pub fn json(report: &Report) -> Value {
-    let failure = |failure: &Failure| {
-        json!({"message": failure.message, "expected": failure.expected, "actual": failure.actual})
-    };
+    let failure = |failure: &Failure| json!({"message": failure.message, "expected": failure.expected, "actual": failure.actual});
     json!({
         "verified": report.failed() == 0,
         "total": report.outcomes.len(),

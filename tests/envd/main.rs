@@ -9,4 +9,5 @@ mod import;
 mod misses;
 mod proxy;
 mod serving;
+mod verify;
 mod watch;
