@@ -59,6 +59,60 @@ enum Command {
     /// response matching)
     #[command(after_help = VERIFY_HELP)]
     Verify(VerifyArgs),
+    /// Work with contracts: `envd contract diff OLD NEW`
+    #[command(subcommand)]
+    Contract(ContractCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ContractCommand {
+    /// List what changed between two versions of a contract, each change breaking or not
+    #[command(after_help = DIFF_HELP)]
+    Diff(DiffArgs),
+}
+
+const DIFF_HELP: &str = "\
+Interactions are paired by description and provider states. Breaking: an interaction
+removed, a response status changed, a response field or header removed, a response field
+retyped, a request field, header or query parameter newly required, a matching rule
+removed or changed (matching made stricter). Not breaking: additions, a rule added or
+loosened to a type match.
+
+Examples:
+  envd contract diff contracts/web-orders.v1.json contracts/web-orders.json
+  git show main:pacts/web-orders.json > /tmp/old.json && envd contract diff /tmp/old.json pacts/web-orders.json --json
+
+Exit codes:
+  0  nothing breaks
+  1  something breaks
+  2  a contract does not load";
+
+#[derive(Debug, Args)]
+struct DiffArgs {
+    /// The contract as it was (a Pact file or a directory of them)
+    #[arg(value_name = "OLD")]
+    old: PathBuf,
+    /// The contract as it is now
+    #[arg(value_name = "NEW")]
+    new: PathBuf,
+    /// Print the changes as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+impl DiffArgs {
+    fn run(self) -> Result<bool, Error> {
+        use crate::verify::{diff, VerifyError};
+        let changes = diff::files(&self.old, &self.new).map_err(VerifyError::from)?;
+        let mut stdout = std::io::stdout().lock();
+        if self.json {
+            let _ = writeln!(stdout, "{:#}", diff::json(&changes));
+        } else {
+            let _ = write!(stdout, "{}", diff::text(&changes));
+        }
+        let _ = stdout.flush();
+        Ok(!changes.iter().any(|change| change.breaking))
+    }
 }
 
 const VERIFY_HELP: &str = "\
@@ -775,6 +829,7 @@ fn run(cli: Cli) -> Result<bool, Error> {
         }
         Command::Import(command) => command.run()?,
         Command::Verify(args) => return args.run(runtime()?),
+        Command::Contract(ContractCommand::Diff(args)) => return args.run(),
     }
     Ok(true)
 }

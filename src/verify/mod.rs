@@ -5,6 +5,7 @@
 //! interaction's rules, as the Pact specification says. Provider states are set up before
 //! and torn down after each interaction, by an HTTP POST or by a command.
 
+pub mod diff;
 pub mod report;
 
 use std::collections::HashMap;

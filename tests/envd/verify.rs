@@ -274,3 +274,27 @@ fn balanced(xml: &str, tag: &str) -> bool {
         .count();
     opened == closed + self_closed
 }
+
+#[test]
+fn contract_diff_lists_breaking_changes() {
+    let dir = Workdir::new();
+    let old = dir.pact("old.json", &contract());
+    let mut changed = contract();
+    changed["interactions"][0]["response"]["status"] = json!(201);
+    changed["interactions"][0]["response"]["body"] = json!({"id": 7});
+    let new = dir.pact("new.json", &changed);
+    let (code, stdout, stderr) = run(&["contract", "diff", &old, &new]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(
+            "BREAKING get order 1 (given order 1 exists): response status changed from 200 to 201"
+        ) && stdout.contains("response field $.name removed"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run(&["contract", "diff", &old, &old, "--json"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    let report: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(report, json!({"breaking": 0, "changes": []}));
+    let (code, _, stderr) = run(&["contract", "diff", &old, "/nonexistent.json"]);
+    assert_eq!(code, Some(2), "{stderr}");
+}
