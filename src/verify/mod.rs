@@ -6,6 +6,7 @@
 //! and torn down after each interaction, by an HTTP POST or by a command.
 
 pub mod diff;
+pub mod infer;
 pub mod report;
 
 use std::collections::HashMap;
