@@ -275,7 +275,7 @@ pub async fn run(options: &Options) -> Result<Report, VerifyError> {
             let endpoint = Upstream::new(url, None).map_err(|_| invalid())?;
             // The URL as given: Upstream would add a `/` to a bare base path.
             let uri: hyper::Uri = url.parse().map_err(|_| invalid())?;
-            Some(StateHook::Url(endpoint, uri))
+            Some(StateHook::Url(Box::new(endpoint), uri))
         }
         Some(StateChange::Command(command)) => Some(StateHook::Command(command.clone())),
         None => None,
@@ -307,7 +307,7 @@ pub async fn run(options: &Options) -> Result<Report, VerifyError> {
 }
 
 enum StateHook {
-    Url(Upstream, hyper::Uri),
+    Url(Box<Upstream>, hyper::Uri),
     Command(String),
 }
 

@@ -84,10 +84,18 @@ fn verifies_a_provider_as_it_is_and_writes_junit() {
     );
 }
 
+/// A provider's status, headers and body, and the words that must report the break.
+type Break = (
+    u16,
+    &'static [(&'static str, &'static str)],
+    Value,
+    &'static str,
+);
+
 /// Each break alone, and the words that must report it.
 #[test]
 fn each_break_is_reported_in_words() {
-    let cases: [(u16, &[(&str, &str)], Value, &str); 4] = [
+    let cases: [Break; 4] = [
         (
             200,
             GOOD_HEADERS,
