@@ -306,3 +306,24 @@ fn contract_diff_lists_breaking_changes() {
     let (code, _, stderr) = run(&["contract", "diff", &old, "/nonexistent.json"]);
     assert_eq!(code, Some(2), "{stderr}");
 }
+
+#[test]
+fn request_generators_are_applied_with_the_state_params() {
+    let provider = provider(200, GOOD_HEADERS, json!({"id": 42, "name": "lamp"}));
+    let mut generated = contract();
+    let interaction = &mut generated["interactions"][0];
+    interaction["request"]["path"] = json!("/orders/999");
+    interaction["request"]["generators"] =
+        json!({"path": {"type": "ProviderState", "expression": "/orders/${id}"}});
+    let dir = Workdir::new();
+    let file = dir.pact("generated.json", &generated);
+    let uri = provider.uri();
+    let (code, stdout, stderr) = run(&["verify", "--provider", &uri, "--contract", &file]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let paths: Vec<String> = provider
+        .received()
+        .iter()
+        .map(|request| request.url.path().to_owned())
+        .collect();
+    assert_eq!(paths, ["/orders/1"]);
+}
