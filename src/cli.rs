@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::daemon;
-use crate::error::{Error, EXIT_OK};
+use crate::error::{Error, EXIT_FAILED, EXIT_OK};
 use crate::fixtures;
 use crate::proxy;
 use crate::recording::import::{self, ImportError};
@@ -79,6 +79,163 @@ enum Command {
     /// Work with fixtures: `envd fixture check` reports a source's drift from a fixture
     #[command(subcommand)]
     Fixture(FixtureCommand),
+    /// Replay contracts against a running provider and check its responses (Pact
+    /// response matching)
+    #[command(after_help = VERIFY_HELP)]
+    Verify(VerifyArgs),
+    /// Work with contracts: `envd contract diff OLD NEW`
+    #[command(subcommand)]
+    Contract(ContractCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ContractCommand {
+    /// List what changed between two versions of a contract, each change breaking or not
+    #[command(after_help = DIFF_HELP)]
+    Diff(DiffArgs),
+}
+
+const DIFF_HELP: &str = "\
+Interactions are paired by description and provider states. Breaking: an interaction
+removed, a response status changed, a response field or header removed, a response field
+retyped, a request field, header or query parameter newly required, a matching rule
+removed or changed (matching made stricter). Not breaking: additions, a rule added or
+loosened to a type match.
+
+Examples:
+  envd contract diff contracts/web-orders.v1.json contracts/web-orders.json
+  git show main:pacts/web-orders.json > /tmp/old.json && envd contract diff /tmp/old.json pacts/web-orders.json --json
+
+Exit codes:
+  0  nothing breaks
+  1  something breaks
+  2  a contract does not load";
+
+#[derive(Debug, Args)]
+struct DiffArgs {
+    /// The contract as it was (a Pact file or a directory of them)
+    #[arg(value_name = "OLD")]
+    old: PathBuf,
+    /// The contract as it is now
+    #[arg(value_name = "NEW")]
+    new: PathBuf,
+    /// Print the changes as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+impl DiffArgs {
+    fn run(self) -> Result<bool, Error> {
+        use crate::verify::{diff, VerifyError};
+        let changes = diff::files(&self.old, &self.new).map_err(VerifyError::from)?;
+        let mut stdout = std::io::stdout().lock();
+        if self.json {
+            let _ = writeln!(stdout, "{:#}", diff::json(&changes));
+        } else {
+            let _ = write!(stdout, "{}", diff::text(&changes));
+        }
+        let _ = stdout.flush();
+        Ok(!changes.iter().any(|change| change.breaking))
+    }
+}
+
+const VERIFY_HELP: &str = "\
+Each interaction's request (generators applied) is sent to the provider, one at a time;
+the response's status, headers and body are checked by the Pact specification's response
+matching, with the interaction's matching rules (V2 to V4). Each interaction is listed
+with its consumer, description and provider states; each mismatch in words, with the
+expected and actual values beneath.
+
+Provider states: --state-change URL receives POST {\"state\":…,\"params\":{…},
+\"action\":\"setup\"} before an interaction and \"teardown\" after, per state; any answer
+but 2xx fails the interaction. --state-change-cmd CMD runs `sh -c CMD` instead, with
+ENVD_STATE, ENVD_STATE_PARAMS (JSON) and ENVD_STATE_ACTION in its environment; a non-zero
+exit fails the interaction.
+
+Examples:
+  envd verify --provider http://127.0.0.1:8080 --contract contracts/
+  envd verify --provider http://127.0.0.1:8080 --contract web-orders.json \\
+      --state-change http://127.0.0.1:8080/__states --junit reports/pact.xml
+
+Exit codes:
+  0  every interaction verified
+  1  an interaction did not verify
+  2  bad input: a contract that does not load, a bad URL or pattern, nothing selected
+  3  cannot write the JUnit report";
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// The running provider: http:// or https:// URL, optionally with a base path
+    #[arg(long, value_name = "URL")]
+    provider: String,
+
+    /// A Pact file, or a directory of them (every *.json below it); repeatable
+    #[arg(long = "contract", value_name = "PATH", num_args = 1.., required = true)]
+    contracts: Vec<PathBuf>,
+
+    /// URL that sets up and tears down provider states (Pact's state-change POST)
+    #[arg(long, value_name = "URL", conflicts_with = "state_change_cmd")]
+    state_change: Option<String>,
+
+    /// Command that sets up and tears down provider states, run by `sh -c`
+    #[arg(long, value_name = "CMD")]
+    state_change_cmd: Option<String>,
+
+    /// Verify only the pacts of this consumer (its name, exactly)
+    #[arg(long, value_name = "NAME")]
+    consumer: Option<String>,
+
+    /// Verify only interactions whose description matches this regular expression
+    #[arg(long, value_name = "REGEX")]
+    description: Option<String>,
+
+    /// Verify only interactions with a provider state matching this regular expression
+    #[arg(long, value_name = "REGEX")]
+    state: Option<String>,
+
+    /// Also write a JUnit XML report here (replaced whole)
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+
+    /// Print the report as JSON
+    #[arg(long)]
+    json: bool,
+
+    /// How long the provider may take to answer each request
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    timeout: std::time::Duration,
+}
+
+impl VerifyArgs {
+    fn run(self, runtime: tokio::runtime::Runtime) -> Result<bool, Error> {
+        use crate::verify;
+        let state_change = match (self.state_change, self.state_change_cmd) {
+            (Some(url), _) => Some(verify::StateChange::Url(url)),
+            (None, Some(command)) => Some(verify::StateChange::Command(command)),
+            (None, None) => None,
+        };
+        let options = verify::Options {
+            provider: self.provider,
+            contracts: self.contracts,
+            state_change,
+            consumer: self.consumer,
+            description: self.description,
+            state: self.state,
+            timeout: self.timeout,
+        };
+        let report = runtime.block_on(verify::run(&options))?;
+        if let Some(path) = &self.junit {
+            verify::write_atomically(path, &verify::report::junit(&report))?;
+        }
+        let mut stdout = std::io::stdout().lock();
+        if self.json {
+            let _ = writeln!(stdout, "{:#}", verify::report::json(&report));
+        } else {
+            let _ = write!(stdout, "{}", verify::report::text(&report));
+        }
+        let _ = stdout.flush();
+        Ok(report.failed() == 0)
+    }
 }
 
 const SAMPLE_HELP: &str = "\
@@ -1047,6 +1204,16 @@ fn run(cli: Cli) -> Result<u8, Error> {
         Command::Run(args) => return environment::run(args, runtime()?),
         Command::Sample(args) => run_sample(args)?,
         Command::Fixture(command) => command.run()?,
+        Command::Verify(args) => {
+            return Ok(if args.run(runtime()?)? {
+                EXIT_OK
+            } else {
+                EXIT_FAILED
+            })
+        }
+        Command::Contract(ContractCommand::Diff(args)) => {
+            return Ok(if args.run()? { EXIT_OK } else { EXIT_FAILED })
+        }
     }
     Ok(EXIT_OK)
 }

@@ -13,6 +13,7 @@ use crate::proxy::ProxyError;
 use crate::recording::import::ImportError;
 use crate::recording::recorder::RecordError;
 use crate::stub::StubError;
+use crate::verify::VerifyError;
 
 /// Everything worked.
 pub const EXIT_OK: u8 = 0;
@@ -54,6 +55,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Fixture(#[from] FixtureError),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -85,6 +88,8 @@ impl Error {
             Error::Fixture(FixtureError::Drift { .. }) => EXIT_FAILED,
             Error::Fixture(FixtureError::Write { .. }) => EXIT_CANNOT_RUN,
             Error::Fixture(_) => EXIT_BAD_INPUT,
+            Error::Verify(VerifyError::Junit { .. }) => EXIT_CANNOT_RUN,
+            Error::Verify(_) => EXIT_BAD_INPUT,
         }
     }
 
@@ -113,6 +118,9 @@ impl Error {
             }
             Error::Client(ClientError::Start { .. }) => {
                 Some("run `envd daemon` in a terminal to see why it does not start")
+            }
+            Error::Verify(VerifyError::NothingSelected) => {
+                Some("--consumer matches a pact's consumer name exactly; --description and --state are regular expressions")
             }
             _ => None,
         }

@@ -17,3 +17,4 @@ pub mod recording;
 pub mod runtime;
 pub mod server;
 pub mod stub;
+pub mod verify;

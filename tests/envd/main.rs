@@ -11,4 +11,5 @@ mod misses;
 mod proxy;
 mod sample;
 mod serving;
+mod verify;
 mod watch;
