@@ -102,8 +102,14 @@ impl Mode {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Process {
     pub name: String,
-    /// Program and arguments; `{port}` in an argument is the allocated port.
+    /// Program and arguments; `{port}` in an argument is the allocated port. For a
+    /// container, overrides the image's command when not empty.
     pub command: Vec<String>,
+    /// Run as a container of this local image instead of a process.
+    pub image: Option<String>,
+    /// The port a container listens on (published on 127.0.0.1); processes get an
+    /// allocated one.
+    pub port: Option<u16>,
     pub cwd: PathBuf,
     /// Variables set for it on top of PATH, HOME, LANG and the dependencies' URLs.
     pub env: BTreeMap<String, String>,
@@ -142,6 +148,8 @@ struct RawManifest {
 struct RawProcess {
     name: Option<String>,
     command: Option<Spanned<Vec<String>>>,
+    image: Option<String>,
+    port: Option<u16>,
     cwd: Option<String>,
     #[serde(default)]
     env: BTreeMap<String, Spanned<String>>,
@@ -178,6 +186,8 @@ struct RawDependency {
     #[serde(default)]
     headers: BTreeMap<String, Spanned<String>>,
     command: Option<Spanned<Vec<String>>>,
+    image: Option<String>,
+    port: Option<u16>,
     cwd: Option<String>,
     #[serde(default)]
     env: BTreeMap<String, Spanned<String>>,
@@ -404,62 +414,6 @@ impl Reader<'_> {
             .collect()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn process_parts(
-        &self,
-        name: String,
-        key: &str,
-        span: Range<usize>,
-        base: &Path,
-        command: Option<Spanned<Vec<String>>>,
-        cwd: Option<String>,
-        env: &BTreeMap<String, Spanned<String>>,
-        health: Option<Spanned<RawHealth>>,
-        start_timeout: Option<Spanned<String>>,
-    ) -> Result<Process, ManifestError> {
-        let Some(command) = command else {
-            return Err(self.at(
-                span,
-                format!("{key}: expected `command = [\"program\", \"arg\", …]`"),
-            ));
-        };
-        if command.get_ref().is_empty() {
-            return Err(self.at(
-                command.span(),
-                format!("{key}.command: expected a program and its arguments, found an empty list"),
-            ));
-        }
-        let command_span = command.span();
-        let command = command
-            .into_inner()
-            .into_iter()
-            .map(|arg| {
-                self.expand(
-                    &Spanned::new(command_span.clone(), arg),
-                    &format!("{key}.command"),
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let health = match health {
-            None => Health::Tcp,
-            Some(health) => self.health(health, key)?,
-        };
-        let start_timeout = match &start_timeout {
-            Some(value) => self.duration(value, &format!("{key}.start_timeout"))?,
-            None => DEFAULT_START_TIMEOUT,
-        };
-        Ok(Process {
-            name,
-            command,
-            cwd: cwd
-                .map(|cwd| base.join(cwd))
-                .unwrap_or_else(|| base.to_owned()),
-            env: self.env(env, key)?,
-            health,
-            start_timeout_ms: start_timeout.as_millis() as u64,
-        })
-    }
-
     fn process(
         &self,
         name: String,
@@ -468,17 +422,61 @@ impl Reader<'_> {
         span: Range<usize>,
         base: &Path,
     ) -> Result<Process, ManifestError> {
-        self.process_parts(
+        let command = match (raw.command, &raw.image) {
+            (Some(command), _) => {
+                let command_span = command.span();
+                if command.get_ref().is_empty() && raw.image.is_none() {
+                    return Err(self.at(
+                        command_span,
+                        format!("{key}.command: expected a program and its arguments, found an empty list"),
+                    ));
+                }
+                command
+                    .into_inner()
+                    .into_iter()
+                    .map(|arg| {
+                        self.expand(
+                            &Spanned::new(command_span.clone(), arg),
+                            &format!("{key}.command"),
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            (None, Some(_)) => Vec::new(),
+            (None, None) => {
+                return Err(self.at(
+                    span,
+                    format!("{key}: expected `command = [\"program\", \"arg\", …]` or `image = \"name:tag\"`"),
+                ))
+            }
+        };
+        if raw.image.is_some() && raw.port.is_none() {
+            return Err(self.at(
+                span,
+                format!("{key}: a container needs `port`, the port it listens on inside"),
+            ));
+        }
+        let health = match raw.health {
+            None => Health::Tcp,
+            Some(health) => self.health(health, key)?,
+        };
+        let start_timeout = match &raw.start_timeout {
+            Some(value) => self.duration(value, &format!("{key}.start_timeout"))?,
+            None => DEFAULT_START_TIMEOUT,
+        };
+        Ok(Process {
             name,
-            key,
-            span,
-            base,
-            raw.command,
-            raw.cwd,
-            &raw.env,
-            raw.health,
-            raw.start_timeout,
-        )
+            command,
+            image: raw.image,
+            port: raw.port,
+            cwd: raw
+                .cwd
+                .map(|cwd| base.join(cwd))
+                .unwrap_or_else(|| base.to_owned()),
+            env: self.env(&raw.env, key)?,
+            health,
+            start_timeout_ms: start_timeout.as_millis() as u64,
+        })
     }
 
     fn health(&self, health: Spanned<RawHealth>, key: &str) -> Result<Health, ManifestError> {
@@ -534,7 +532,16 @@ impl Reader<'_> {
             "replay" => &["recording"],
             "proxy" => &["target", "record", "headers"],
             "spy" => &["target", "recording", "headers"],
-            "service" => &["command", "cwd", "env", "health", "start_timeout", "url"],
+            "service" => &[
+                "command",
+                "image",
+                "port",
+                "cwd",
+                "env",
+                "health",
+                "start_timeout",
+                "url",
+            ],
             other => {
                 let mut message = format!(
                     "{key}.mode: expected one of {}, found {other:?}",
@@ -554,6 +561,8 @@ impl Reader<'_> {
             ("record", raw.record.is_some()),
             ("headers", !raw.headers.is_empty()),
             ("command", raw.command.is_some()),
+            ("image", raw.image.is_some()),
+            ("port", raw.port.is_some()),
             ("cwd", raw.cwd.is_some()),
             ("env", !raw.env.is_empty()),
             ("health", raw.health.is_some()),
@@ -655,16 +664,21 @@ impl Reader<'_> {
                     None => "http://127.0.0.1:{port}".to_owned(),
                 };
                 Mode::Service {
-                    process: self.process_parts(
+                    process: self.process(
                         name.to_owned(),
+                        RawProcess {
+                            name: None,
+                            command: raw.command,
+                            image: raw.image,
+                            port: raw.port,
+                            cwd: raw.cwd,
+                            env: raw.env,
+                            health: raw.health,
+                            start_timeout: raw.start_timeout,
+                        },
                         key,
                         span,
                         base,
-                        raw.command,
-                        raw.cwd,
-                        &raw.env,
-                        raw.health,
-                        raw.start_timeout,
                     )?,
                     url,
                 }

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::daemon::api::{EnvironmentInfo, Event, PartInfo, PartState, UpRequest};
 use crate::manifest::{self, Dependency, Mode, Plan, Process};
-use crate::runtime::{self, ProcessId, Running};
+use crate::runtime::{self, docker, ProcessId, Running, Watched};
 
 /// The state file, beside the socket: what runs, so a restart can reap it.
 const STATE_FILE: &str = "state.json";
@@ -34,6 +34,64 @@ enum Handle {
         task: tokio::task::JoinHandle<()>,
     },
     Process(Box<Running>),
+    Container(Box<docker::Container>),
+}
+
+impl Handle {
+    async fn stop(&mut self) {
+        match self {
+            Handle::Process(running) => running.stop().await,
+            Handle::Container(container) => container.stop().await,
+            Handle::Listener { stop, task } => {
+                if let Some(stop) = stop.take() {
+                    let _ = stop.send(());
+                }
+                let _ = task.await;
+            }
+        }
+    }
+}
+
+/// What every part of one start shares: where stubs listen, and the Docker engine when a
+/// part is a container.
+struct Context {
+    /// Loopback, or the Docker bridge's gateway when a container must reach the stubs.
+    bind: std::net::IpAddr,
+    engine: Option<docker::Engine>,
+}
+
+impl Context {
+    async fn for_plan(plan: &Plan) -> Result<Context, (String, String, Vec<String>)> {
+        let processes = plan.deps.iter().filter_map(|d| match &d.mode {
+            Mode::Service { process, .. } => Some(process),
+            _ => None,
+        });
+        let Some(first) = std::iter::once(&plan.service)
+            .chain(processes)
+            .find(|p| p.image.is_some())
+        else {
+            return Ok(Context {
+                bind: [127, 0, 0, 1].into(),
+                engine: None,
+            });
+        };
+        let fail = |e: runtime::RuntimeError| (first.name.clone(), e.to_string(), Vec::new());
+        let engine = docker::Engine::connect().await.map_err(fail)?;
+        let gateway = engine.bridge_gateway().await.map_err(fail)?;
+        Ok(Context {
+            bind: gateway.into(),
+            engine: Some(engine),
+        })
+    }
+
+    /// A URL handed to a container: the host as containers see it.
+    fn for_container(&self, url: &str) -> String {
+        url.replace(
+            &format!("//{}:", self.bind),
+            &format!("//{}:", docker::HOST_ALIAS),
+        )
+        .replace("//127.0.0.1:", &format!("//{}:", docker::HOST_ALIAS))
+    }
 }
 
 struct Part {
@@ -62,13 +120,23 @@ pub struct Environments {
 
 impl Environments {
     /// Reaps what a previous daemon left in `home` (per the state file), then starts empty.
-    pub fn open(home: &Path) -> Arc<Environments> {
+    pub async fn open(home: &Path) -> Arc<Environments> {
         let path = home.join(STATE_FILE);
         if let Ok(text) = std::fs::read_to_string(&path) {
             match serde_json::from_str::<State>(&text) {
                 Ok(state) => {
+                    // Containers are found by label; the engine is asked only when there
+                    // is something to reap.
+                    let engine = match state.environments.is_empty() {
+                        true => None,
+                        false => docker::Engine::connect().await.ok(),
+                    };
                     for (id, processes) in state.environments {
-                        let reaped = processes.into_iter().filter(|p| runtime::reap(*p)).count();
+                        let mut reaped =
+                            processes.into_iter().filter(|p| runtime::reap(*p)).count();
+                        if let Some(engine) = &engine {
+                            reaped += engine.reap(&id).await;
+                        }
                         tracing::warn!(environment = %id, reaped, "reaped an environment a previous daemon left running");
                     }
                 }
@@ -221,6 +289,7 @@ impl Environments {
         dir: &Path,
         events: &mpsc::Sender<Event>,
     ) -> Result<(), (String, String, Vec<String>)> {
+        let context = Context::for_plan(plan).await?;
         let mut urls: BTreeMap<String, String> = BTreeMap::new();
         let mut vars = BTreeMap::new();
         for dependency in &plan.deps {
@@ -231,7 +300,9 @@ impl Environments {
                     mode: dependency.mode.name().into(),
                 })
                 .await;
-            let url = self.start_dependency(id, dependency, dir, &urls).await?;
+            let url = self
+                .start_dependency(id, dependency, dir, &urls, &context)
+                .await?;
             let _ = events
                 .send(Event::Ready {
                     part: dependency.name.clone(),
@@ -254,7 +325,9 @@ impl Environments {
             .await;
         let mut env = vars.clone();
         env.extend(service.env.clone());
-        let url = self.start_process(id, service, "process", dir, env).await?;
+        let url = self
+            .start_process(id, service, "process", dir, env, &context)
+            .await?;
         vars.insert("ENVD_SERVICE_URL".into(), url.clone());
         let _ = events
             .send(Event::Ready {
@@ -275,6 +348,7 @@ impl Environments {
         dependency: &Dependency,
         dir: &Path,
         urls: &BTreeMap<String, String>,
+        context: &Context,
     ) -> Result<String, (String, String, Vec<String>)> {
         let fail = |error: String| (dependency.name.clone(), error, Vec::new());
         let resolve = |target: &str| match manifest::dependency_reference(target) {
@@ -284,7 +358,7 @@ impl Environments {
                 .ok_or_else(|| fail(format!("{target}: {name} has no URL"))),
             None => Ok(target.to_owned()),
         };
-        let address = SocketAddr::from(([127, 0, 0, 1], 0));
+        let address = SocketAddr::new(context.bind, 0);
         let (ready, listening) = oneshot::channel::<SocketAddr>();
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {
@@ -298,7 +372,9 @@ impl Environments {
             Mode::Service { process, url } => {
                 let mut env = process.env.clone();
                 env.extend(dependency_urls(urls));
-                let started = self.start_process(id, process, "service", dir, env).await?;
+                let started = self
+                    .start_process(id, process, "service", dir, env, context)
+                    .await?;
                 let port = started.rsplit(':').next().unwrap_or_default().to_owned();
                 return Ok(url.replace("{port}", &port));
             }
@@ -426,6 +502,7 @@ impl Environments {
     }
 
     /// Starts a process on an allocated port and waits for its health check.
+    /// Starts a process (or a container) and waits for its health check; the URL it serves.
     async fn start_process(
         &self,
         id: &str,
@@ -433,42 +510,85 @@ impl Environments {
         mode: &str,
         dir: &Path,
         mut env: BTreeMap<String, String>,
+        context: &Context,
     ) -> Result<String, (String, String, Vec<String>)> {
         let fail = |error: String, logs| (process.name.clone(), error, logs);
-        let port = runtime::free_port()
-            .map_err(|e| fail(format!("cannot allocate a port: {e}"), Vec::new()))?;
-        env.insert("PORT".into(), port.to_string());
-        let command: Vec<String> = process
-            .command
-            .iter()
-            .map(|arg| arg.replace("{port}", &port.to_string()))
-            .collect();
-        let log = dir.join(format!("{}.log", process.name));
-        let mut running = runtime::spawn(&command, &process.cwd, &env, &log)
-            .map_err(|e| fail(e.to_string(), Vec::new()))?;
-        let pid = running.id.pid;
-        let url = format!("http://127.0.0.1:{port}");
-        let Some(mut torn_down) = self.show_starting(
-            id,
-            PartInfo {
-                name: process.name.clone(),
-                mode: mode.into(),
-                url: Some(url.clone()),
-                state: PartState::Starting,
-                pid: Some(pid),
-            },
-        ) else {
-            running.stop().await;
-            return Err(fail(
+        let torn = || {
+            fail(
                 "the environment was torn down while it started".into(),
                 Vec::new(),
-            ));
+            )
         };
-        // Recorded before the wait, so a daemon that dies during a slow start still reaps it.
-        self.persist_with(id, running.id);
+        let log = dir.join(format!("{}.log", process.name));
+        let (mut handle, port, pid) = match (&process.image, &context.engine) {
+            (Some(image), Some(engine)) => {
+                let inside = process.port.unwrap_or_default();
+                env.insert("PORT".into(), inside.to_string());
+                let env = env
+                    .into_iter()
+                    .map(|(name, value)| (name, context.for_container(&value)))
+                    .collect();
+                let command: Vec<String> = process
+                    .command
+                    .iter()
+                    .map(|arg| arg.replace("{port}", &inside.to_string()))
+                    .collect();
+                let spec = docker::Spec {
+                    environment: id,
+                    part: &process.name,
+                    image,
+                    command: &command,
+                    env: &env,
+                    port: inside,
+                    log: &log,
+                };
+                let container = engine
+                    .run(&spec)
+                    .await
+                    .map_err(|e| fail(e.to_string(), Vec::new()))?;
+                let port = container.host_port;
+                (Handle::Container(Box::new(container)), port, None)
+            }
+            _ => {
+                let port = runtime::free_port()
+                    .map_err(|e| fail(format!("cannot allocate a port: {e}"), Vec::new()))?;
+                env.insert("PORT".into(), port.to_string());
+                let command: Vec<String> = process
+                    .command
+                    .iter()
+                    .map(|arg| arg.replace("{port}", &port.to_string()))
+                    .collect();
+                let running = runtime::spawn(&command, &process.cwd, &env, &log)
+                    .map_err(|e| fail(e.to_string(), Vec::new()))?;
+                let pid = running.id.pid;
+                (Handle::Process(Box::new(running)), port, Some(pid))
+            }
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let info = PartInfo {
+            name: process.name.clone(),
+            mode: mode.into(),
+            url: Some(url.clone()),
+            state: PartState::Starting,
+            pid,
+        };
+        let Some(mut torn_down) = self.show_starting(id, info.clone()) else {
+            handle.stop().await;
+            return Err(torn());
+        };
+        if let Handle::Process(running) = &handle {
+            // Recorded before the wait, so a daemon that dies during a slow start still
+            // reaps it (containers are found by label).
+            self.persist_with(id, running.id);
+        }
+        let watched = match &mut handle {
+            Handle::Process(running) => Watched::Process(running),
+            Handle::Container(container) => Watched::Container(container, &log),
+            Handle::Listener { .. } => unreachable!("a process or a container was started above"),
+        };
         let waited = tokio::select! {
             result = runtime::wait_healthy(
-                &mut running,
+                watched,
                 &process.health,
                 port,
                 &process.cwd,
@@ -477,11 +597,8 @@ impl Environments {
             _ = torn_down.wait_for(|torn_down| *torn_down) => None,
         };
         let Some(result) = waited else {
-            running.stop().await;
-            return Err(fail(
-                "the environment was torn down while it started".into(),
-                Vec::new(),
-            ));
+            handle.stop().await;
+            return Err(torn());
         };
         let state = if result.is_ok() {
             PartState::Ready
@@ -491,14 +608,8 @@ impl Environments {
         self.add_part(
             id,
             Part {
-                info: PartInfo {
-                    name: process.name.clone(),
-                    mode: mode.into(),
-                    url: Some(url.clone()),
-                    state,
-                    pid: Some(pid),
-                },
-                handle: Handle::Process(Box::new(running)),
+                info: PartInfo { state, ..info },
+                handle,
                 log: Some(log.clone()),
             },
         );
@@ -542,9 +653,8 @@ impl Environments {
         if let Some(orphan) = part {
             // Torn down meanwhile: a listener left over stops with its dropped sender; a
             // process is stopped by its group, not just by `kill_on_drop`.
-            if let Handle::Process(mut running) = orphan.handle {
-                tokio::spawn(async move { running.stop().await });
-            }
+            let mut handle = orphan.handle;
+            tokio::spawn(async move { handle.stop().await });
         }
         self.persist();
     }
@@ -561,15 +671,7 @@ impl Environments {
             }
         }
         for part in environment.parts.iter_mut().rev() {
-            match &mut part.handle {
-                Handle::Process(running) => running.stop().await,
-                Handle::Listener { stop, task } => {
-                    if let Some(stop) = stop.take() {
-                        let _ = stop.send(());
-                    }
-                    let _ = task.await;
-                }
-            }
+            part.handle.stop().await;
             part.info.state = PartState::Stopped;
         }
         environment.info.parts = environment.parts.iter().map(|p| p.info.clone()).collect();

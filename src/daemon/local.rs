@@ -87,7 +87,7 @@ pub async fn run(
     }
     // Nobody answers: what is there is a dead daemon's socket.
     let _ = std::fs::remove_file(&socket);
-    let environments = Environments::open(home);
+    let environments = Environments::open(home).await;
     let listener = tokio::net::UnixListener::bind(&socket).map_err(bind_error)?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
         .map_err(bind_error)?;

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::manifest::Health;
 
+pub mod docker;
+
 /// How long a process may take to exit after SIGTERM before it gets SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -41,6 +43,10 @@ pub enum RuntimeError {
     },
     #[error("exited with {status} before it was healthy")]
     Exited { status: String },
+    #[error("{reason}")]
+    Docker { reason: String },
+    #[error("image {image} is not on this machine; build it (`docker build -t {image} .`) or pull it (`docker pull {image}`) first: envd never pulls")]
+    NoImage { image: String },
     #[error("not healthy after {timeout:?} ({check})")]
     Unhealthy { timeout: Duration, check: String },
 }
@@ -205,10 +211,32 @@ pub fn tail(path: &Path, count: usize) -> Vec<String> {
         .collect()
 }
 
-/// Waits until `health` passes for a process listening on `port`, it exits, or `timeout`
+/// What a health check watches for an early exit.
+pub enum Watched<'a> {
+    Process(&'a mut Running),
+    Container(&'a docker::Container, &'a Path),
+}
+
+impl Watched<'_> {
+    async fn exited(&mut self) -> Option<String> {
+        match self {
+            Watched::Process(running) => running.exited(),
+            Watched::Container(container, _) => container.exited().await,
+        }
+    }
+
+    fn log(&self) -> &Path {
+        match self {
+            Watched::Process(running) => &running.log,
+            Watched::Container(_, log) => log,
+        }
+    }
+}
+
+/// Waits until `health` passes for a part listening on `port`, it exits, or `timeout`
 /// runs out.
 pub async fn wait_healthy(
-    running: &mut Running,
+    mut watched: Watched<'_>,
     health: &Health,
     port: u16,
     cwd: &Path,
@@ -217,7 +245,7 @@ pub async fn wait_healthy(
     let deadline = tokio::time::Instant::now() + timeout;
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     loop {
-        if let Some(status) = running.exited() {
+        if let Some(status) = watched.exited().await {
             return Err(RuntimeError::Exited { status });
         }
         let healthy = match health {
@@ -233,7 +261,7 @@ pub async fn wait_healthy(
                 .status()
                 .await
                 .is_ok_and(|status| status.success()),
-            Health::Log { text } => std::fs::read(&running.log)
+            Health::Log { text } => std::fs::read(watched.log())
                 .map(|log| String::from_utf8_lossy(&log).contains(text.as_str()))
                 .unwrap_or(false),
         };
@@ -318,7 +346,7 @@ mod tests {
             text: "started yes".to_owned(),
         };
         wait_healthy(
-            &mut running,
+            Watched::Process(&mut running),
             &health,
             1,
             dir.path(),
@@ -353,7 +381,7 @@ mod tests {
         )
         .unwrap();
         let error = wait_healthy(
-            &mut running,
+            Watched::Process(&mut running),
             &Health::Tcp,
             1,
             dir.path(),

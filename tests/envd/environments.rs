@@ -9,18 +9,18 @@ use serde_json::Value;
 use crate::harness::{binary, eventually, get, Workdir};
 
 /// One test's daemon home; the daemon the CLI starts there is killed on drop.
-struct Home {
+pub struct Home {
     work: Workdir,
 }
 
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl Home {
-    fn new() -> Home {
+    pub fn new() -> Home {
         Home {
             work: Workdir::new(),
         }
@@ -30,7 +30,7 @@ impl Home {
         self.work.path("home")
     }
 
-    fn envd(&self, args: &[&str]) -> Output {
+    pub fn envd(&self, args: &[&str]) -> Output {
         let output = Command::new(binary())
             .args(args)
             .env("ENVD_HOME", self.home())
@@ -44,7 +44,7 @@ impl Home {
         }
     }
 
-    fn ps(&self) -> Vec<Value> {
+    pub fn ps(&self) -> Vec<Value> {
         let output = self.envd(&["ps", "--json"]);
         assert_eq!(output.code, Some(0), "envd ps: {}", output.stderr);
         serde_json::from_str::<Value>(&output.stdout).expect("ps --json")["environments"]
@@ -53,7 +53,7 @@ impl Home {
             .unwrap_or_else(|| serde_json::from_str::<Vec<Value>>(&output.stdout).unwrap())
     }
 
-    fn daemon_pid(&self) -> Option<i32> {
+    pub fn daemon_pid(&self) -> Option<i32> {
         std::fs::read_to_string(self.home().join("daemon.pid"))
             .ok()?
             .trim()
@@ -62,7 +62,7 @@ impl Home {
     }
 
     /// A manifest with `service` as its [service] table and `deps` after it.
-    fn manifest(&self, service: &str, deps: &str) -> String {
+    pub fn manifest(&self, service: &str, deps: &str) -> String {
         let pact = crate::harness::pact(
             "3.0.0",
             serde_json::json!([{
@@ -95,10 +95,10 @@ impl Drop for Home {
 const HTTP_SERVICE: &str =
     "command = [\"python3\", \"-m\", \"http.server\", \"{port}\", \"--bind\", \"127.0.0.1\"]\nhealth = \"/\"";
 
-const PING_DEP: &str =
+pub const PING_DEP: &str =
     "[deps.ping]\nmode = \"contract\"\ncontracts = [\"contracts/ping.json\"]\nurl_env = \"PING_URL\"";
 
-fn running(pid: u64) -> bool {
+pub fn running(pid: u64) -> bool {
     // A zombie has exited; only init's reaping is left.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|stat| {

@@ -3,6 +3,7 @@
 mod harness;
 
 mod bad_input;
+mod docker;
 mod environments;
 mod faults;
 mod gateway;
