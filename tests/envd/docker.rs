@@ -47,7 +47,10 @@ fn image() -> &'static str {
             .stdout(Stdio::null())
             .status()
             .unwrap();
-        assert!(tar.wait().unwrap().success(), "tar of the root file system failed");
+        assert!(
+            tar.wait().unwrap().success(),
+            "tar of the root file system failed"
+        );
         assert!(status.success(), "docker import failed");
     });
     IMAGE
