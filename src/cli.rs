@@ -166,11 +166,21 @@ Exit codes:
 #[derive(Debug, Args)]
 struct VerifyArgs {
     /// The running provider: http:// or https:// URL, optionally with a base path
-    #[arg(long, value_name = "URL")]
-    provider: String,
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    provider: Option<String>,
+
+    /// Start the manifest's environment and verify its service under test as the
+    /// provider, against the contracts under [verify] (or --contract); then tear down
+    #[arg(long = "file", short = 'f', value_name = "FILE")]
+    file: Option<PathBuf>,
 
     /// A Pact file, or a directory of them (every *.json below it); repeatable
-    #[arg(long = "contract", value_name = "PATH", num_args = 1.., required = true)]
+    #[arg(long = "contract", value_name = "PATH", num_args = 1.., required_unless_present = "file")]
     contracts: Vec<PathBuf>,
 
     /// URL that sets up and tears down provider states (Pact's state-change POST)
@@ -215,7 +225,7 @@ impl VerifyArgs {
             (None, None) => None,
         };
         let options = verify::Options {
-            provider: self.provider,
+            provider: self.provider.unwrap_or_default(),
             contracts: self.contracts,
             state_change,
             consumer: self.consumer,
@@ -223,7 +233,14 @@ impl VerifyArgs {
             state: self.state,
             timeout: self.timeout,
         };
-        let report = runtime.block_on(verify::run(&options))?;
+        let report = match &self.file {
+            None => runtime.block_on(verify::run(&options))?,
+            Some(file) => {
+                let stop = stop_signal(&runtime);
+                runtime.block_on(environment::verify_in_environment(file, options, stop))?
+            }
+        };
+
         if let Some(path) = &self.junit {
             verify::write_atomically(path, &verify::report::junit(&report))?;
         }

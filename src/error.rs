@@ -24,6 +24,9 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 /// envd could not do its job for reasons outside the input: a port in use, a file system
 /// error.
 pub const EXIT_CANNOT_RUN: u8 = 3;
+/// Stopped by SIGINT or SIGTERM before the work was done (the shells' convention for
+/// SIGINT); what had started is torn down.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -48,6 +51,8 @@ pub enum Error {
         reason: String,
         logs: Vec<String>,
     },
+    #[error("interrupted; what had started is torn down")]
+    Interrupted,
     #[error("cannot run {program}: {source}")]
     Command {
         program: String,
@@ -82,6 +87,7 @@ impl Error {
                 status: 400..=499, ..
             }) => EXIT_BAD_INPUT,
             Error::Client(_) | Error::Start { .. } | Error::Command { .. } => EXIT_CANNOT_RUN,
+            Error::Interrupted => EXIT_INTERRUPTED,
             Error::Daemon(_) => EXIT_BAD_INPUT,
             Error::Import(ImportError::Write { .. }) => EXIT_CANNOT_RUN,
             Error::Import(_) => EXIT_BAD_INPUT,

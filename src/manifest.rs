@@ -48,6 +48,18 @@ pub struct Plan {
     /// In start order: `service` dependencies first (others may point at them), then
     /// stubs and proxies.
     pub deps: Vec<Dependency>,
+    /// What `envd verify -f` checks the service under test against.
+    pub verify: Option<Verify>,
+}
+
+/// The `[verify]` table: contracts the service under test must honour as a provider.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Verify {
+    pub contracts: Vec<PathBuf>,
+    /// A path on the service that sets up provider states (Pact's state-change POST).
+    pub state_change: Option<String>,
+    /// Or a command that does, run by `sh -c` in the manifest's directory.
+    pub state_change_cmd: Option<String>,
 }
 
 /// A dependency of the service under test.
@@ -141,6 +153,15 @@ struct RawManifest {
     service: Spanned<RawProcess>,
     #[serde(default)]
     deps: BTreeMap<Spanned<String>, Spanned<RawDependency>>,
+    verify: Option<Spanned<RawVerify>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerify {
+    contracts: Spanned<Vec<String>>,
+    state_change: Option<Spanned<String>>,
+    state_change_cmd: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -271,12 +292,17 @@ pub fn parse(
     }
     // Stable start order: real services first, since stubs and proxies may point at them.
     deps.sort_by_key(|d| !matches!(d.mode, Mode::Service { .. }));
+    let verify = match raw.verify {
+        Some(verify) => Some(reader.verify(verify, &base)?),
+        None => None,
+    };
     Ok(Plan {
         name,
         manifest: path.to_owned(),
         ttl_secs,
         service,
         deps,
+        verify,
     })
 }
 
@@ -476,6 +502,49 @@ impl Reader<'_> {
             env: self.env(&raw.env, key)?,
             health,
             start_timeout_ms: start_timeout.as_millis() as u64,
+        })
+    }
+
+    fn verify(&self, verify: Spanned<RawVerify>, base: &Path) -> Result<Verify, ManifestError> {
+        let span = verify.span();
+        let verify = verify.into_inner();
+        let contracts_span = verify.contracts.span();
+        let contracts = verify
+            .contracts
+            .into_inner()
+            .into_iter()
+            .map(|c| {
+                self.relative(
+                    base,
+                    &Spanned::new(contracts_span.clone(), c),
+                    "verify.contracts",
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if contracts.is_empty() {
+            return Err(self.at(
+                contracts_span,
+                "verify.contracts: expected at least one Pact file or directory".into(),
+            ));
+        }
+        if let Some(path) = &verify.state_change {
+            if !path.get_ref().starts_with('/') {
+                return Err(self.at(
+                    path.span(),
+                    format!("verify.state_change: expected a path on the service starting with '/', found {:?}", path.get_ref()),
+                ));
+            }
+        }
+        if verify.state_change.is_some() && verify.state_change_cmd.is_some() {
+            return Err(self.at(
+                span,
+                "verify: give state_change or state_change_cmd, not both".into(),
+            ));
+        }
+        Ok(Verify {
+            contracts,
+            state_change: verify.state_change.map(Spanned::into_inner),
+            state_change_cmd: verify.state_change_cmd,
         })
     }
 

@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::daemon::api::{EnvironmentInfo, Event, UpRequest};
 use crate::daemon::client::Client;
-use crate::error::{Error, EXIT_OK};
+use crate::error::{Error, EXIT_INTERRUPTED, EXIT_OK};
 use crate::manifest;
 
 pub const UP_HELP: &str = "\
@@ -275,10 +275,6 @@ pub fn logs(args: LogsArgs, runtime: tokio::runtime::Runtime) -> Result<u8, Erro
     })
 }
 
-/// The exit status of a command interrupted (SIGINT or SIGTERM) before its environment
-/// was up, by the shells' convention for SIGINT.
-const EXIT_INTERRUPTED: u8 = 130;
-
 /// Starts the environment, showing progress on stderr; a failure names the part. `None`:
 /// `stop` came first, and what had started is torn down.
 async fn start(
@@ -435,4 +431,71 @@ fn format_left(ms: u64) -> String {
         60..=3599 => format!("{}m{:02}s", secs / 60, secs % 60),
         _ => format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60),
     }
+}
+
+/// `envd verify -f FILE`: the manifest's environment up, its service under test verified
+/// as the provider (against `options.contracts`, else the manifest's `[verify]`), down.
+pub async fn verify_in_environment(
+    file: &std::path::Path,
+    mut options: crate::verify::Options,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<crate::verify::Report, Error> {
+    let plan = manifest::load(file, &|name| std::env::var(name).ok())?;
+    let base = plan
+        .manifest
+        .parent()
+        .map(std::path::Path::to_owned)
+        .unwrap_or_default();
+    let verify = plan.verify.clone();
+    if options.contracts.is_empty() {
+        options.contracts = verify
+            .as_ref()
+            .map(|v| v.contracts.clone())
+            .unwrap_or_default();
+    }
+    if options.contracts.is_empty() {
+        return Err(Error::Manifest(manifest::ManifestError::Invalid {
+            path: plan.manifest.clone(),
+            line: 1,
+            column: 1,
+            message: "no contracts to verify: expected a [verify] table with `contracts = [\"…\"]`, or --contract".into(),
+        }));
+    }
+    let request = UpRequest {
+        plan,
+        ttl_secs: None,
+    };
+    let mut stop = std::pin::pin!(stop);
+    let client = Client::connect(&crate::daemon::local::home()).await?;
+    let Some(info) = start(&client, &request, &mut stop).await? else {
+        return Err(Error::Interrupted);
+    };
+    let service = info
+        .vars
+        .get("ENVD_SERVICE_URL")
+        .cloned()
+        .unwrap_or_default();
+    options.provider = service.clone();
+    if options.state_change.is_none() {
+        options.state_change = match verify {
+            Some(manifest::Verify {
+                state_change: Some(path),
+                ..
+            }) => Some(crate::verify::StateChange::Url(format!("{service}{path}"))),
+            Some(manifest::Verify {
+                state_change_cmd: Some(command),
+                ..
+            }) => Some(crate::verify::StateChange::Command(format!(
+                "cd '{}' && {command}",
+                base.display()
+            ))),
+            _ => None,
+        };
+    }
+    let result = tokio::select! {
+        result = crate::verify::run(&options) => result.map_err(Error::from),
+        () = &mut stop => Err(Error::Interrupted),
+    };
+    client.down(&info.id).await?;
+    result
 }

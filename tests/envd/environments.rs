@@ -413,3 +413,42 @@ fn a_run_interrupted_while_starting_tears_down_what_started() {
         "the half-started service to stop",
     );
 }
+
+#[test]
+fn verify_f_checks_the_manifests_service_as_the_provider_and_tears_down() {
+    let home = Home::new();
+    home.work.write("www/ping.json", "{\"pong\": true}");
+    let contract = |status: u16| {
+        crate::harness::pact(
+            "3.0.0",
+            serde_json::json!([{
+                "description": "a ping",
+                "request": {"method": "GET", "path": "/ping.json"},
+                "response": {"status": status, "headers": {"Content-Type": "application/json"}, "body": {"pong": true}}
+            }]),
+        )
+    };
+    home.work.pact("contracts/web.json", &contract(200));
+    home.work.pact("contracts/broken.json", &contract(201));
+    let service = "name = \"web\"\ncwd = \"www\"\ncommand = [\"python3\", \"-m\", \"http.server\", \"{port}\", \"--bind\", \"127.0.0.1\"]\nhealth = \"/ping.json\"";
+    let manifest = home.manifest(service, "[verify]\ncontracts = [\"contracts/web.json\"]\n");
+
+    let output = home.envd(&["verify", "-f", &manifest]);
+    assert_eq!(output.code, Some(0), "{}\n{}", output.stdout, output.stderr);
+    assert!(output.stdout.contains("a ping"), "{}", output.stdout);
+    assert!(home.ps().is_empty(), "envd verify -f left its environment");
+
+    let broken = home
+        .work
+        .path("contracts/broken.json")
+        .display()
+        .to_string();
+    let output = home.envd(&["verify", "-f", &manifest, "--contract", &broken]);
+    assert_eq!(output.code, Some(1), "{}\n{}", output.stdout, output.stderr);
+    assert!(
+        output.stdout.contains("201") && output.stdout.contains("200"),
+        "{}",
+        output.stdout
+    );
+    assert!(home.ps().is_empty());
+}
