@@ -634,6 +634,11 @@ struct DaemonArgs {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 
+    /// Also serve environments (`envd up` with ENVD_HOST=URL and ENVD_TOKEN) at /v1/, behind
+    /// the same token: a shared CI host
+    #[arg(long, requires = "listen")]
+    environments: bool,
+
     /// How long a staging service may take to answer before the client gets 504
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     timeout: std::time::Duration,
@@ -661,6 +666,9 @@ impl DaemonArgs {
             routes,
             timeout: self.timeout,
             limits: server::Limits::default(),
+            environments: self
+                .environments
+                .then(|| daemon::local::home().join("remote")),
         })
     }
 }

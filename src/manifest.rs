@@ -869,12 +869,12 @@ mod tests {
                 "service": {
                     "name": "orders", "command": ["python3", "orders.py"], "cwd": "/work",
                     "env": {"LOG": "debug"}, "health": {"kind": "http", "path": "/healthz"},
-                    "start_timeout_ms": 30000
+                    "start_timeout_ms": 30000, "image": null, "port": null
                 },
                 "deps": [
                     {"name": "staging", "url_env": null, "mode": {"mode": "service", "url": "http://127.0.0.1:{port}", "process": {
                         "name": "staging", "command": ["python3", "staging.py", "{port}"], "cwd": "/work",
-                        "env": {}, "health": {"kind": "tcp"}, "start_timeout_ms": 30000}}},
+                        "env": {}, "health": {"kind": "tcp"}, "start_timeout_ms": 30000, "image": null, "port": null}}},
                     {"name": "payments", "url_env": "PAYMENTS_URL", "mode": {"mode": "contract", "contracts": ["/work/contracts/p.json"], "states": []}},
                     {"name": "users", "url_env": null, "mode": {"mode": "spy", "target": "${deps.staging.url}",
                         "recording": "/work/stubs/users.json", "headers": [["Authorization", "Bearer t0ken"]]}}

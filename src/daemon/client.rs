@@ -33,16 +33,40 @@ pub enum ClientError {
     Protocol(String),
 }
 
-/// A connection-per-call client of the daemon in `home`.
+/// A connection-per-call client of the daemon in `home`, or of a remote daemon.
 pub struct Client {
     home: PathBuf,
+    /// `ENVD_HOST` with `ENVD_TOKEN`: a daemon on another machine (`envd daemon --listen
+    /// --environments`), under the gateway's rules.
+    remote: Option<(crate::proxy::Upstream, hyper::header::HeaderValue)>,
 }
 
 impl Client {
-    /// A client of the daemon in `home`, starting the daemon if none answers.
+    /// A client of the daemon in `home`, starting the daemon if none answers; with
+    /// `ENVD_HOST` set, of that remote daemon instead (never started from here).
     pub async fn connect(home: &Path) -> Result<Client, ClientError> {
+        if let Some(host) = std::env::var("ENVD_HOST").ok().filter(|h| !h.is_empty()) {
+            let unreachable = |reason: String| ClientError::Unreachable {
+                socket: PathBuf::from(&host),
+                reason,
+            };
+            let ca = std::env::var_os("ENVD_CA_CERT").map(PathBuf::from);
+            let upstream = crate::proxy::Upstream::new(&host, ca.as_deref())
+                .map_err(|e| unreachable(e.to_string()))?;
+            let token = std::env::var("ENVD_TOKEN").map_err(|_| {
+                unreachable("ENVD_TOKEN is not set: a remote daemon needs its bearer token".into())
+            })?;
+            let token = super::Token::from_secret(token.trim()).bearer();
+            let client = Client {
+                home: home.to_owned(),
+                remote: Some((upstream, token)),
+            };
+            client.call(Method::GET, "/health", None).await?;
+            return Ok(client);
+        }
         let client = Client {
             home: home.to_owned(),
+            remote: None,
         };
         if client.call(Method::GET, "/health", None).await.is_ok() {
             return Ok(client);
@@ -97,6 +121,57 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Response<Incoming>, ClientError> {
+        let response = match &self.remote {
+            Some(remote) => Self::send_remote(remote, method, path, body).await?,
+            None => self.send_local(method, path, body).await?,
+        };
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let body = read(response).await?;
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        Err(ClientError::Refused {
+            status,
+            title: problem["title"].as_str().unwrap_or("refused").to_owned(),
+            detail: problem["detail"].as_str().unwrap_or_default().to_owned(),
+        })
+    }
+
+    async fn send_remote(
+        (upstream, token): &(crate::proxy::Upstream, hyper::header::HeaderValue),
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response<Incoming>, ClientError> {
+        let path: hyper::http::uri::PathAndQuery = format!("{API_PREFIX}{path}")
+            .parse()
+            .map_err(|_| ClientError::Protocol(path.to_owned()))?;
+        let request = Request::builder()
+            .method(method)
+            .uri(upstream.uri(Some(&path)))
+            .header(hyper::header::AUTHORIZATION, token.clone())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Either::Left(Full::new(Bytes::from(
+                body.unwrap_or_default(),
+            ))))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        upstream
+            .client()
+            .request(request)
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                socket: PathBuf::from(upstream.to_string()),
+                reason: e.to_string(),
+            })
+    }
+
+    async fn send_local(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response<Incoming>, ClientError> {
         let socket = self.home.join(SOCKET);
         let unreachable = |reason: String| ClientError::Unreachable {
             socket: socket.clone(),
@@ -118,21 +193,10 @@ impl Client {
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let response = sender
+        sender
             .send_request(request)
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status().as_u16();
-        let body = read(response).await?;
-        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        Err(ClientError::Refused {
-            status,
-            title: problem["title"].as_str().unwrap_or("refused").to_owned(),
-            detail: problem["detail"].as_str().unwrap_or_default().to_owned(),
-        })
+            .map_err(|e| unreachable(e.to_string()))
     }
 
     async fn json<T: serde::de::DeserializeOwned>(

@@ -30,6 +30,8 @@ pub struct Options {
     pub routes: BTreeMap<String, Upstream>,
     pub timeout: Duration,
     pub limits: Limits,
+    /// Serve the environments API at /v1/ too (a shared CI host), from this home.
+    pub environments: Option<PathBuf>,
 }
 
 /// Parses `NAME=URL`.
@@ -86,6 +88,7 @@ pub struct Gateway {
     token: Token,
     routes: BTreeMap<String, Upstream>,
     timeout: Duration,
+    environments: Option<Arc<super::environments::Environments>>,
 }
 
 /// Binds, calls `listening` with the address, and serves until `shutdown`.
@@ -95,9 +98,13 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     check_listener(options.listen, options.tls.is_some(), options.insecure)?;
-    if options.routes.is_empty() {
+    if options.routes.is_empty() && options.environments.is_none() {
         return Err(DaemonError::NoRoutes);
     }
+    let environments = match &options.environments {
+        Some(home) => Some(super::local::open_home(home).await?),
+        None => None,
+    };
     let tls = match &options.tls {
         Some((certificate, key)) => {
             Some(server::tls_acceptor(certificate, key).map_err(DaemonError::Tls)?)
@@ -119,6 +126,7 @@ pub async fn run(
         token: options.token,
         routes: options.routes,
         timeout: options.timeout,
+        environments: environments.clone(),
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     listening(address);
@@ -126,6 +134,9 @@ pub async fn run(
     match tls {
         Some(tls) => server::serve_tls(listener, tls, gateway, options.limits, shutdown).await,
         None => server::serve(listener, gateway, options.limits, shutdown).await,
+    }
+    if let Some(environments) = environments {
+        environments.down_all().await;
     }
     Ok(())
 }
@@ -157,6 +168,11 @@ impl Handler for Gateway {
                 HeaderValue::from_static("Bearer realm=\"envd\""),
             );
             return answer;
+        }
+        if let Some(environments) = &self.environments {
+            if request.uri().path().starts_with(super::api::API_PREFIX) {
+                return buffered(super::local::handle(environments, request).await).await;
+            }
         }
         let (mut parts, body) = request.into_parts();
         let Some((name, tail)) = parts.uri.path().strip_prefix("/routes/").map(|rest| {
@@ -215,6 +231,26 @@ impl Handler for Gateway {
             }
         }
     }
+}
+
+/// An environments API answer over the shared server: streamed bodies (progress, logs)
+/// are sent whole once they end, since the server's body type carries no streams of ours.
+async fn buffered(answer: Response<super::local::Body>) -> Response<Body> {
+    use http_body_util::BodyExt;
+    let (parts, body) = answer.into_parts();
+    let bytes = match body {
+        Either::Left(full) => full
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default(),
+        Either::Right(stream) => stream
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default(),
+    };
+    Response::from_parts(parts, Either::Left(http_body_util::Full::new(bytes)))
 }
 
 #[cfg(test)]

@@ -68,6 +68,17 @@ impl hyper::body::Body for ChannelBody {
     }
 }
 
+/// Creates `home` (0700) and opens its environments, reaping what a dead daemon left.
+pub async fn open_home(home: &Path) -> Result<Arc<Environments>, DaemonError> {
+    let error = |source: std::io::Error| DaemonError::Socket {
+        path: home.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(home).map_err(error)?;
+    std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700)).map_err(error)?;
+    Ok(Environments::open(home).await)
+}
+
 /// Binds the socket (refusing if a daemon already answers there), reaps what a dead daemon
 /// left, calls `listening`, and serves until `shutdown`; then tears every environment down.
 pub async fn run(

@@ -452,3 +452,66 @@ fn verify_f_checks_the_manifests_service_as_the_provider_and_tears_down() {
     );
     assert!(home.ps().is_empty());
 }
+
+#[test]
+fn envd_host_drives_a_remote_daemon_behind_its_token() {
+    let home = Home::new();
+    let token = home.work.write("token", "s3cr3t\n").display().to_string();
+    let daemon_home = home.work.path("remote-home").display().to_string();
+    let daemon = crate::harness::Envd::daemon_with_env(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--token-file",
+            &token,
+            "--environments",
+        ],
+        &[("ENVD_HOME", &daemon_home)],
+    )
+    .expect("the remote daemon starts");
+    let manifest = home.manifest(HTTP_SERVICE, PING_DEP);
+    let remote = |token: &str, args: &[&str]| {
+        let output = Command::new(binary())
+            .args(args)
+            .env("ENVD_HOME", home.home())
+            .env("ENVD_HOST", &daemon.url)
+            .env("ENVD_TOKEN", token)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+
+    let (code, _, stderr) = remote("wrong", &["ps"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("unauthorized"), "{stderr}");
+
+    let (code, stdout, stderr) = remote("s3cr3t", &["up", "--detach", "--json", "-f", &manifest]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let info: Value = serde_json::from_str(&stdout).unwrap();
+    let ping = info["vars"]["PING_URL"].as_str().unwrap();
+    assert_eq!(
+        get(&format!("{ping}/ping")).json(),
+        serde_json::json!({"pong": true})
+    );
+    let (_, listed, _) = remote("s3cr3t", &["ps", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Vec<Value>>(&listed).unwrap().len(),
+        1
+    );
+
+    let (code, _, stderr) = remote("s3cr3t", &["down"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (_, listed, _) = remote("s3cr3t", &["ps", "--json"]);
+    assert!(serde_json::from_str::<Vec<Value>>(&listed)
+        .unwrap()
+        .is_empty());
+    assert!(
+        home.daemon_pid().is_none(),
+        "no daemon on this side is started for ENVD_HOST"
+    );
+}

@@ -97,6 +97,11 @@ impl Envd {
         Self::launch("daemon", args, &[])
     }
 
+    /// [`Envd::daemon`] with extra environment variables.
+    pub fn daemon_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<Envd, String> {
+        Self::launch("daemon", args, env)
+    }
+
     fn launch(command: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Envd, String> {
         let logs = tempfile::tempdir().expect("log directory");
         let stderr = logs.path().join("stderr.log");
