@@ -122,6 +122,9 @@ pub struct Process {
     /// The port a container listens on (published on 127.0.0.1); processes get an
     /// allocated one.
     pub port: Option<u16>,
+    /// Run the process as this user (envd must run as root): PostgreSQL, for one, refuses
+    /// to run as root.
+    pub user: Option<String>,
     pub cwd: PathBuf,
     /// Variables set for it on top of PATH, HOME, LANG and the dependencies' URLs.
     pub env: BTreeMap<String, String>,
@@ -171,6 +174,7 @@ struct RawProcess {
     command: Option<Spanned<Vec<String>>>,
     image: Option<String>,
     port: Option<u16>,
+    user: Option<String>,
     cwd: Option<String>,
     #[serde(default)]
     env: BTreeMap<String, Spanned<String>>,
@@ -209,6 +213,7 @@ struct RawDependency {
     command: Option<Spanned<Vec<String>>>,
     image: Option<String>,
     port: Option<u16>,
+    user: Option<String>,
     cwd: Option<String>,
     #[serde(default)]
     env: BTreeMap<String, Spanned<String>>,
@@ -495,6 +500,7 @@ impl Reader<'_> {
             command,
             image: raw.image,
             port: raw.port,
+            user: raw.user,
             cwd: raw
                 .cwd
                 .map(|cwd| base.join(cwd))
@@ -605,6 +611,7 @@ impl Reader<'_> {
                 "command",
                 "image",
                 "port",
+                "user",
                 "cwd",
                 "env",
                 "health",
@@ -632,6 +639,7 @@ impl Reader<'_> {
             ("command", raw.command.is_some()),
             ("image", raw.image.is_some()),
             ("port", raw.port.is_some()),
+            ("user", raw.user.is_some()),
             ("cwd", raw.cwd.is_some()),
             ("env", !raw.env.is_empty()),
             ("health", raw.health.is_some()),
@@ -740,6 +748,7 @@ impl Reader<'_> {
                             command: raw.command,
                             image: raw.image,
                             port: raw.port,
+                            user: raw.user,
                             cwd: raw.cwd,
                             env: raw.env,
                             health: raw.health,
@@ -869,12 +878,12 @@ mod tests {
                 "service": {
                     "name": "orders", "command": ["python3", "orders.py"], "cwd": "/work",
                     "env": {"LOG": "debug"}, "health": {"kind": "http", "path": "/healthz"},
-                    "start_timeout_ms": 30000, "image": null, "port": null
+                    "start_timeout_ms": 30000, "image": null, "port": null, "user": null
                 },
                 "deps": [
                     {"name": "staging", "url_env": null, "mode": {"mode": "service", "url": "http://127.0.0.1:{port}", "process": {
                         "name": "staging", "command": ["python3", "staging.py", "{port}"], "cwd": "/work",
-                        "env": {}, "health": {"kind": "tcp"}, "start_timeout_ms": 30000, "image": null, "port": null}}},
+                        "env": {}, "health": {"kind": "tcp"}, "start_timeout_ms": 30000, "image": null, "port": null, "user": null}}},
                     {"name": "payments", "url_env": "PAYMENTS_URL", "mode": {"mode": "contract", "contracts": ["/work/contracts/p.json"], "states": []}},
                     {"name": "users", "url_env": null, "mode": {"mode": "spy", "target": "${deps.staging.url}",
                         "recording": "/work/stubs/users.json", "headers": [["Authorization", "Bearer t0ken"]]}}

@@ -558,8 +558,9 @@ impl Environments {
                     .iter()
                     .map(|arg| arg.replace("{port}", &port.to_string()))
                     .collect();
-                let running = runtime::spawn(&command, &process.cwd, &env, &log)
-                    .map_err(|e| fail(e.to_string(), Vec::new()))?;
+                let running =
+                    runtime::spawn(&command, &process.cwd, &env, &log, process.user.as_deref())
+                        .map_err(|e| fail(e.to_string(), Vec::new()))?;
                 let pid = running.id.pid;
                 (Handle::Process(Box::new(running)), port, Some(pid))
             }

@@ -45,6 +45,8 @@ pub enum RuntimeError {
     Exited { status: String },
     #[error("{reason}")]
     Docker { reason: String },
+    #[error("user {user:?}: {reason}")]
+    User { user: String, reason: String },
     #[error("image {image} is not on this machine; build it (`docker build -t {image} .`) or pull it (`docker pull {image}`) first: envd never pulls")]
     NoImage { image: String },
     #[error("not healthy after {timeout:?} ({check})")]
@@ -73,6 +75,7 @@ pub fn spawn(
     cwd: &Path,
     env: &BTreeMap<String, String>,
     log: &Path,
+    user: Option<&str>,
 ) -> Result<Running, RuntimeError> {
     let log_error = |source| RuntimeError::Log {
         path: log.to_owned(),
@@ -102,6 +105,10 @@ pub fn spawn(
         .process_group(0)
         // A backstop only: teardown stops it first, with a grace period.
         .kill_on_drop(true);
+    if let Some(user) = user {
+        let (uid, gid) = lookup_user(user)?;
+        builder.uid(uid).gid(gid);
+    }
     let child = builder.spawn().map_err(|source| RuntimeError::Spawn {
         program: command[0].clone(),
         source,
@@ -165,6 +172,30 @@ fn signal_group(pid: u32, signal: libc::c_int) {
     unsafe {
         libc::kill(-(pid as libc::pid_t), signal);
     }
+}
+
+/// The uid and gid of `user`; only root may start processes as another user.
+fn lookup_user(user: &str) -> Result<(u32, u32), RuntimeError> {
+    let fail = |reason: String| RuntimeError::User {
+        user: user.to_owned(),
+        reason,
+    };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(fail(
+            "starting a process as another user needs envd to run as root".into(),
+        ));
+    }
+    let name = std::ffi::CString::new(user).map_err(|_| fail("not a user name".into()))?;
+    // SAFETY: getpwnam reads the C string and returns a pointer into static storage (or
+    // null), read at once; the daemon looks users up from one task at a time.
+    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
+    if entry.is_null() {
+        return Err(fail("no such user on this machine".into()));
+    }
+    // SAFETY: non-null, as checked just above.
+    let entry = unsafe { &*entry };
+    Ok((entry.pw_uid, entry.pw_gid))
 }
 
 /// The start time of `pid` in clock ticks since boot, if it runs.
@@ -341,7 +372,7 @@ mod tests {
         // The shell starts a grandchild that ignores nothing: the group stop must end both.
         let command = ["sh", "-c", "sleep 300 & echo started $CHILD_VAR; wait"].map(String::from);
         let env = BTreeMap::from([("CHILD_VAR".to_owned(), "yes".to_owned())]);
-        let mut running = spawn(&command, dir.path(), &env, &log).unwrap();
+        let mut running = spawn(&command, dir.path(), &env, &log, None).unwrap();
         let health = Health::Log {
             text: "started yes".to_owned(),
         };
@@ -378,6 +409,7 @@ mod tests {
             dir.path(),
             &BTreeMap::new(),
             &dir.path().join("l"),
+            None,
         )
         .unwrap();
         let error = wait_healthy(

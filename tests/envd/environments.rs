@@ -515,3 +515,34 @@ fn envd_host_drives_a_remote_daemon_behind_its_token() {
         "no daemon on this side is started for ENVD_HOST"
     );
 }
+
+#[test]
+fn a_service_dependency_runs_as_the_user_its_manifest_names() {
+    let home = Home::new();
+    // PostgreSQL's case: a server that refuses to run as root gets an unprivileged user.
+    let deps = "[deps.db]\nmode = \"service\"\nuser = \"nobody\"\n\
+                command = [\"/bin/sh\", \"-c\", \"echo uid=$(id -u); exec sleep 300\"]\n\
+                health = { log = \"uid=\" }\nurl_env = \"DB_URL\"";
+    let manifest = home.manifest(HTTP_SERVICE, deps);
+    let output = home.envd(&["up", "--detach", "--json", "-f", &manifest]);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert_eq!(output.code, Some(3), "{}", output.stderr);
+        assert!(
+            output.stderr.contains(
+                "user \"nobody\": starting a process as another user needs envd to run as root"
+            ),
+            "{}",
+            output.stderr
+        );
+        return;
+    }
+    assert_eq!(output.code, Some(0), "{}", output.stderr);
+    let id = serde_json::from_str::<Value>(&output.stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let logs = home.envd(&["logs", &id, "db"]);
+    assert!(logs.stdout.contains("uid=65534"), "{}", logs.stdout);
+    assert_eq!(home.envd(&["down", &id]).code, Some(0));
+}
