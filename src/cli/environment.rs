@@ -103,6 +103,10 @@ pub struct LogsArgs {
     /// Keep printing what is appended until the environment ends
     #[arg(long, short = 'f')]
     follow: bool,
+
+    /// One JSON object a line: {"environment", "part", "line"}
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -263,12 +267,26 @@ pub fn logs(args: LogsArgs, runtime: tokio::runtime::Runtime) -> Result<u8, Erro
             Some(part) => part,
             None => service_part(&client.get(&env).await?),
         };
-        tokio::select! {
-            result = client.logs(&env, &part, args.follow, |bytes| {
-                let mut stdout = std::io::stdout().lock();
+        // Output arrives in chunks; JSON lines are cut at newlines, a partial line waits.
+        let mut pending: Vec<u8> = Vec::new();
+        let mut print = |bytes: &[u8]| {
+            let mut stdout = std::io::stdout().lock();
+            if !args.json {
                 let _ = stdout.write_all(bytes);
-                let _ = stdout.flush();
-            }) => result?,
+            } else {
+                pending.extend_from_slice(bytes);
+                while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=end).collect();
+                    let line = String::from_utf8_lossy(&line[..line.len() - 1]);
+                    let record =
+                        serde_json::json!({"environment": env, "part": part, "line": line});
+                    let _ = writeln!(stdout, "{record}");
+                }
+            }
+            let _ = stdout.flush();
+        };
+        tokio::select! {
+            result = client.logs(&env, &part, args.follow, &mut print) => result?,
             () = stop => {}
         }
         Ok(EXIT_OK)

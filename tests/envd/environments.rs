@@ -280,6 +280,11 @@ fn up_ps_logs_and_down_leave_nothing_running() {
         "the request in the service's log",
     );
     assert_eq!(logs.code, Some(0));
+    let json = home.envd(&["logs", &id, "--json"]);
+    let first: Value = serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["environment"], id.as_str());
+    assert_eq!(first["part"], "web");
+    assert!(first["line"].is_string());
 
     let pid = home.ps()[0]["parts"]
         .as_array()
