@@ -138,8 +138,7 @@ pub fn up(args: UpArgs, runtime: tokio::runtime::Runtime) -> Result<u8, Error> {
     let stop = super::stop_signal(&runtime);
     runtime.block_on(async move {
         let mut stop = std::pin::pin!(stop);
-        let client = Client::connect(&crate::daemon::local::home()).await?;
-        let Some(info) = start(&client, &request, &mut stop).await? else {
+        let Some((client, info)) = connect_and_start(&request, &mut stop).await? else {
             return Ok(EXIT_INTERRUPTED);
         };
         if args.json {
@@ -174,8 +173,7 @@ pub fn run(args: RunArgs, runtime: tokio::runtime::Runtime) -> Result<u8, Error>
     let stop = super::stop_signal(&runtime);
     runtime.block_on(async move {
         let mut stop = std::pin::pin!(stop);
-        let client = Client::connect(&crate::daemon::local::home()).await?;
-        let Some(info) = start(&client, &request, &mut stop).await? else {
+        let Some((client, info)) = connect_and_start(&request, &mut stop).await? else {
             return Ok(EXIT_INTERRUPTED);
         };
         if args.json {
@@ -291,6 +289,17 @@ pub fn logs(args: LogsArgs, runtime: tokio::runtime::Runtime) -> Result<u8, Erro
         }
         Ok(EXIT_OK)
     })
+}
+
+/// Reaches the daemon (starting it when needed) and starts the environment on it.
+async fn connect_and_start(
+    request: &UpRequest,
+    stop: &mut (impl std::future::Future<Output = ()> + Unpin),
+) -> Result<Option<(Client, EnvironmentInfo)>, Error> {
+    let client = Client::connect(&crate::daemon::local::home()).await?;
+    Ok(start(&client, request, stop)
+        .await?
+        .map(|info| (client, info)))
 }
 
 /// Starts the environment, showing progress on stderr; a failure names the part. `None`:
@@ -484,8 +493,7 @@ pub async fn verify_in_environment(
         ttl_secs: None,
     };
     let mut stop = std::pin::pin!(stop);
-    let client = Client::connect(&crate::daemon::local::home()).await?;
-    let Some(info) = start(&client, &request, &mut stop).await? else {
+    let Some((client, info)) = connect_and_start(&request, &mut stop).await? else {
         return Err(Error::Interrupted);
     };
     let service = info

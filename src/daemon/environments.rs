@@ -378,33 +378,21 @@ impl Environments {
                 let port = started.rsplit(':').next().unwrap_or_default().to_owned();
                 return Ok(url.replace("{port}", &port));
             }
-            Mode::Contract { contracts, states } => {
-                let options = crate::stub::Options {
-                    contracts: contracts.clone(),
-                    address,
-                    states: states
+            Mode::Contract { .. } | Mode::Replay { .. } => {
+                let states = match &dependency.mode {
+                    Mode::Contract { states, .. } => states
                         .iter()
                         .map(|name| crate::stub::ActiveState {
                             name: name.clone(),
                             params: Default::default(),
                         })
                         .collect(),
-                    watch: false,
-                    limits: Default::default(),
-                    faults: Default::default(),
-                    seed: None,
+                    _ => Vec::new(),
                 };
-                tokio::spawn(async move {
-                    if let Err(error) = crate::stub::run(options, announce, shutdown).await {
-                        tracing::warn!(part = %name, %error, "stub stopped");
-                    }
-                })
-            }
-            Mode::Replay { recording } => {
                 let options = crate::stub::Options {
-                    contracts: vec![recording.clone()],
+                    contracts: served_files(&dependency.mode),
                     address,
-                    states: Vec::new(),
+                    states,
                     watch: false,
                     limits: Default::default(),
                     faults: Default::default(),
@@ -490,11 +478,7 @@ impl Environments {
     }
 
     fn listener_failure(&self, dependency: &Dependency) -> String {
-        let files = match &dependency.mode {
-            Mode::Contract { contracts, .. } => contracts.clone(),
-            Mode::Replay { recording } | Mode::Spy { recording, .. } => vec![recording.clone()],
-            _ => Vec::new(),
-        };
+        let files = served_files(&dependency.mode);
         match crate::stub::load(&files) {
             Err(error) if !files.is_empty() => error.to_string(),
             _ => "stopped before it listened (see the daemon's log)".to_owned(),
@@ -722,6 +706,15 @@ impl Environments {
         ) {
             tracing::error!(path = %path.display(), %error, "cannot write the state file");
         }
+    }
+}
+
+/// The Pact files a stub or spy of this mode answers from.
+fn served_files(mode: &Mode) -> Vec<PathBuf> {
+    match mode {
+        Mode::Contract { contracts, .. } => contracts.clone(),
+        Mode::Replay { recording } | Mode::Spy { recording, .. } => vec![recording.clone()],
+        Mode::Proxy { .. } | Mode::Service { .. } => Vec::new(),
     }
 }
 

@@ -127,16 +127,7 @@ fn a_container_reaches_its_stubs_is_labelled_and_is_reaped_after_a_daemon_crash(
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&part.stdout).trim(), "web");
 
-    let daemon = home.daemon_pid().unwrap();
-    assert!(Command::new("kill")
-        .args(["-KILL", &daemon.to_string()])
-        .status()
-        .unwrap()
-        .success());
-    eventually(
-        || (!crate::environments::running(daemon as u64)).then_some(()),
-        "the daemon to die",
-    );
+    home.kill_daemon();
     assert_eq!(
         containers(&id).len(),
         1,

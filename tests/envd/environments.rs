@@ -53,6 +53,20 @@ impl Home {
             .unwrap_or_else(|| serde_json::from_str::<Vec<Value>>(&output.stdout).unwrap())
     }
 
+    /// SIGKILLs this home's daemon (no teardown, as in a crash) and waits until it is gone.
+    pub fn kill_daemon(&self) {
+        let daemon = self.daemon_pid().expect("the daemon's pid file");
+        assert!(Command::new("kill")
+            .args(["-KILL", &daemon.to_string()])
+            .status()
+            .unwrap()
+            .success());
+        eventually(
+            || (!running(daemon as u64)).then_some(()),
+            "the daemon to die",
+        );
+    }
+
     pub fn daemon_pid(&self) -> Option<i32> {
         std::fs::read_to_string(self.home().join("daemon.pid"))
             .ok()?
@@ -316,16 +330,7 @@ fn a_restarted_daemon_reaps_what_a_killed_one_left() {
     let pid = info["parts"][0]["pid"].as_u64().unwrap();
     assert!(running(pid));
 
-    let daemon = home.daemon_pid().expect("the daemon's pid file");
-    assert!(Command::new("kill")
-        .args(["-KILL", &daemon.to_string()])
-        .status()
-        .unwrap()
-        .success());
-    eventually(
-        || (!running(daemon as u64)).then_some(()),
-        "the daemon to die",
-    );
+    home.kill_daemon();
     assert!(
         running(pid),
         "the service should survive its daemon's SIGKILL until reaped"
