@@ -333,9 +333,9 @@ struct SampleArgs {
     #[arg(long, value_name = "N", default_value_t = fixtures::DEFAULT_PER_PARENT)]
     per_parent: usize,
 
-    /// Output format; only the source's own (csv or jsonl) is supported
-    #[arg(long, value_name = "FORMAT")]
-    format: Option<String>,
+    /// Format of the fixture's files: csv or jsonl [default: each source's own]
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    format: Option<fixtures::Format>,
 
     #[command(flatten)]
     csv: CsvArgs,
@@ -351,12 +351,33 @@ struct CsvArgs {
     /// CSV quote character (one byte)
     #[arg(long, value_name = "CHAR", default_value = "\"", value_parser = parse_byte)]
     quote: u8,
+
+    /// Encoding of CSV and JSON Lines sources, decoded to UTF-8: utf-8, latin1, utf-16 (byte
+    /// order mark, else little-endian), utf-16le or utf-16be
+    #[arg(long, value_name = "NAME", default_value = "utf-8", value_parser = parse_encoding)]
+    encoding: fixtures::encoding::Encoding,
 }
 
 impl CsvArgs {
     fn source(&self, path: &str) -> Result<fixtures::Source, fixtures::FixtureError> {
-        fixtures::Source::new(path, None, self.delimiter, self.quote)
+        Ok(
+            fixtures::Source::new(path, None, self.delimiter, self.quote)?
+                .with_encoding(self.encoding),
+        )
     }
+}
+
+fn parse_format(text: &str) -> Result<fixtures::Format, String> {
+    fixtures::Format::parse(text).ok_or_else(|| format!("expected csv or jsonl, found {text:?}"))
+}
+
+fn parse_encoding(text: &str) -> Result<fixtures::encoding::Encoding, String> {
+    fixtures::encoding::Encoding::parse(text).ok_or_else(|| {
+        format!(
+            "expected {}, found {text:?}",
+            fixtures::encoding::Encoding::NAMES
+        )
+    })
 }
 
 fn parse_byte(text: &str) -> Result<u8, String> {
@@ -374,16 +395,6 @@ impl SampleArgs {
             .iter()
             .map(|path| self.csv.source(path))
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(format) = &self.format {
-            for source in &sources {
-                if format != source.format.name() {
-                    return Err(fixtures::FixtureError::Conversion {
-                        format: format.clone(),
-                        source_format: source.format.name(),
-                    });
-                }
-            }
-        }
         Ok(fixtures::Options {
             sources,
             out: self.out,
@@ -401,6 +412,7 @@ impl SampleArgs {
             max_categories: self.max_categories,
             edge_rows: self.edge_rows,
             per_parent: self.per_parent,
+            format: self.format,
         })
     }
 }

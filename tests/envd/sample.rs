@@ -382,3 +382,142 @@ fn empty_and_header_only_files() {
         "{stderr}"
     );
 }
+
+/// Runs `envd sample SOURCE --out DIR --rows 1000 ARGS…`, expecting success; returns the
+/// output directory and stderr.
+fn sample_with(
+    work: &Workdir,
+    source: &str,
+    out: &str,
+    args: &[&str],
+) -> (std::path::PathBuf, String) {
+    let out = work.path(out);
+    let mut all = vec![
+        "sample",
+        source,
+        "--out",
+        out.to_str().unwrap(),
+        "--rows",
+        "1000",
+    ];
+    all.extend_from_slice(args);
+    let (code, _, stderr) = run(&all);
+    assert_eq!(code, Some(0), "{stderr}");
+    (out, stderr)
+}
+
+#[test]
+fn delimiter_quote_and_encoding_options_read_other_dialects() {
+    let work = Workdir::new();
+    // Semicolons, single quotes and Latin-1 (0xe9 is é), as spreadsheet exports have them.
+    let latin1 = b"id;name;note\n1;caf\xe9;'a;b'\n2;na\xefve;'it''s'\n".to_vec();
+    let source = write_bytes(&work, "menu.csv", &latin1);
+    let (out, _) = sample_with(
+        &work,
+        &source,
+        "latin1",
+        &["--delimiter", ";", "--quote", "'", "--encoding", "latin1"],
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("menu.csv")).unwrap(),
+        "id;name;note\n1;café;'a;b'\n2;naïve;'it''s'\n"
+    );
+    let manifest = fixture(&out);
+    let table = &manifest["tables"][0];
+    assert_eq!(table["stats"]["columns"][1]["max"], "naïve");
+    assert!(!reasons(table)
+        .iter()
+        .any(|(_, r)| r.starts_with("invalid-utf8")));
+    // Read as UTF-8, the same bytes are invalid text: the option is what decodes them.
+    let (out, _) = sample_with(
+        &work,
+        &source,
+        "bytes",
+        &["--delimiter", ";", "--quote", "'"],
+    );
+    assert!(reasons(&fixture(&out)["tables"][0]).contains(&(2, "invalid-utf8 name".into())));
+
+    // Tab-separated UTF-16 with a byte order mark.
+    let text = "id\tcity\n1\tZürich\n2\t東京\n";
+    let mut utf16 = vec![0xff, 0xfe];
+    utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    let source = write_bytes(&work, "cities.csv", &utf16);
+    let (out, _) = sample_with(
+        &work,
+        &source,
+        "utf16",
+        &["--delimiter", "\\t", "--encoding", "utf-16"],
+    );
+    // Tab-separated output is named .tsv.
+    assert_eq!(fs::read_to_string(out.join("cities.tsv")).unwrap(), text);
+    assert_eq!(fixture(&out)["tables"][0]["stats"]["bytes"], utf16.len());
+
+    let (code, _, stderr) = run(&["sample", &source, "--out", "x", "--encoding", "ebcdic"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("latin1"), "{stderr}");
+}
+
+#[test]
+fn format_converts_csv_to_json_lines_and_back() {
+    let work = Workdir::new();
+    // Enough plain rows that the columns' types hold despite the misfits.
+    let mut csv = "id,amount,paid,note\n1,12.50,true,hi\n2,N/A,false,\n3,7,true,\"\"\n4,1.5\n5,2,true,x,extra\n".to_owned();
+    for id in 6..=40 {
+        csv.push_str(&format!("{id},0.25,false,n\n"));
+    }
+    let source = work.write("orders.csv", &csv);
+    let (out, _) = sample_with(
+        &work,
+        source.to_str().unwrap(),
+        "json",
+        &["--format", "jsonl"],
+    );
+    let written = fs::read_to_string(out.join("orders.jsonl")).unwrap();
+    assert_eq!(written.lines().count(), 40);
+    assert!(written.ends_with("{\"id\":40,\"amount\":0.25,\"paid\":false,\"note\":\"n\"}\n"));
+    let lines: String = written.split_inclusive('\n').take(5).collect();
+    assert_eq!(
+        lines,
+        concat!(
+            r#"{"id":1,"amount":12.5,"paid":true,"note":"hi"}"#,
+            "\n",
+            r#"{"id":2,"amount":"N/A","paid":false,"note":null}"#,
+            "\n",
+            r#"{"id":3,"amount":7,"paid":true,"note":""}"#,
+            "\n",
+            r#"{"id":4,"amount":1.5}"#,
+            "\n",
+            r#"{"id":5,"amount":2,"paid":true,"note":"x","_extra":["extra"]}"#,
+            "\n",
+        )
+    );
+    let manifest = fixture(&out);
+    assert_eq!(manifest["tables"][0]["format"], "jsonl");
+    assert_eq!(manifest["tables"][0]["file"], "orders.jsonl");
+
+    // And back: every column (in the order the reader met them: a line's keys sorted),
+    // null where a line had none; a line that is not an object cannot be a CSV row and is
+    // named on stderr.
+    let json = format!("{lines}[1,2]\n");
+    let source = work.write("again.jsonl", &json);
+    let (back, stderr) = sample_with(&work, source.to_str().unwrap(), "csv", &["--format", "csv"]);
+    assert_eq!(
+        fs::read_to_string(back.join("again.csv")).unwrap(),
+        "amount,id,note,paid,_extra\n12.5,1,hi,true,\nN/A,2,,false,\n7,3,\"\",true,\n1.5,4,,,\n2,5,x,true,\"[\"\"extra\"\"]\"\n"
+    );
+    assert!(
+        stderr.contains("again.jsonl:6: not a JSON object"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = run(&[
+        "sample",
+        source.to_str().unwrap(),
+        "--out",
+        "x",
+        "--format",
+        "xml",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("expected csv or jsonl"), "{stderr}");
+}
