@@ -136,6 +136,8 @@ fn the_same_seed_gives_a_byte_identical_fixture_with_every_edge_row() {
     assert_eq!(columns[0]["min"], "1");
     assert_eq!(columns[0]["max"], "3000");
     assert_eq!(columns[3]["type"], "float");
+    // The huge note is cut in the fixture, but its length is the source's.
+    assert_eq!(columns[5]["longest"]["length"], 200_000);
     assert_eq!(table["schema"][2]["name"], "status");
 
     // The fixture is a CSV that keeps the messy rows as they were.
