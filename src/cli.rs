@@ -339,6 +339,37 @@ struct SampleArgs {
 
     #[command(flatten)]
     csv: CsvArgs,
+
+    #[command(flatten)]
+    postgres: PostgresArgs,
+}
+
+/// Which tables of a PostgreSQL source.
+#[derive(Debug, Args)]
+struct PostgresArgs {
+    /// A table of a PostgreSQL source (T or SCHEMA.T); repeatable [default: every table of
+    /// the schema]
+    #[arg(long = "table", value_name = "T")]
+    tables: Vec<String>,
+
+    /// The schema of a PostgreSQL source [default: public]
+    #[arg(long, value_name = "S")]
+    schema: Option<String>,
+}
+
+impl PostgresArgs {
+    /// Refuses the flags for a file source.
+    fn only_for(&self, url: bool) -> Result<(), fixtures::FixtureError> {
+        if url {
+            return Ok(());
+        }
+        let flag = match (self.tables.is_empty(), &self.schema) {
+            (false, _) => "--table",
+            (true, Some(_)) => "--schema",
+            (true, None) => return Ok(()),
+        };
+        Err(fixtures::FixtureError::PostgresOnly { flag })
+    }
 }
 
 /// How CSV sources are read.
@@ -368,12 +399,30 @@ fn parse_byte(text: &str) -> Result<u8, String> {
 }
 
 impl SampleArgs {
-    fn options(self) -> Result<fixtures::Options, fixtures::FixtureError> {
-        let sources = self
-            .sources
-            .iter()
-            .map(|path| self.csv.source(path))
-            .collect::<Result<Vec<_>, _>>()?;
+    fn options(mut self) -> Result<fixtures::Options, fixtures::FixtureError> {
+        let url = match self.sources.as_slice() {
+            [url] if fixtures::postgres::is_url(url) => Some(url.clone()),
+            _ => None,
+        };
+        self.postgres.only_for(url.is_some())?;
+        let (sources, catalog) = match &url {
+            Some(url) => {
+                let found = fixtures::postgres::sources(
+                    url,
+                    self.postgres.schema.as_deref(),
+                    &self.postgres.tables,
+                )?;
+                self.relations.extend(found.relations);
+                (found.sources, Some(found.catalog))
+            }
+            None => (
+                self.sources
+                    .iter()
+                    .map(|path| self.csv.source(path))
+                    .collect::<Result<Vec<_>, _>>()?,
+                None,
+            ),
+        };
         if let Some(format) = &self.format {
             for source in &sources {
                 if format != source.format.name() {
@@ -401,6 +450,7 @@ impl SampleArgs {
             max_categories: self.max_categories,
             edge_rows: self.edge_rows,
             per_parent: self.per_parent,
+            postgres: catalog,
         })
     }
 }
@@ -448,50 +498,89 @@ struct FixtureCheckArgs {
 
     #[command(flatten)]
     csv: CsvArgs,
+
+    #[command(flatten)]
+    postgres: PostgresArgs,
 }
 
 impl FixtureCommand {
     fn run(self) -> Result<(), Error> {
         let FixtureCommand::Check(args) = self;
-        let source = args.csv.source(&args.source)?;
-        let report = fixtures::check(&source, &args.against, args.threshold, &mut *progress())?;
+        let url = fixtures::postgres::is_url(&args.source);
+        args.postgres.only_for(url)?;
+        let reports = if url {
+            fixtures::postgres::check(
+                &args.source,
+                &args.against,
+                args.postgres.schema.as_deref(),
+                &args.postgres.tables,
+                args.threshold,
+                &mut *progress(),
+            )?
+        } else {
+            let source = args.csv.source(&args.source)?;
+            vec![fixtures::check(
+                &source,
+                &args.against,
+                args.threshold,
+                &mut *progress(),
+            )?]
+        };
         let mut stdout = std::io::stdout().lock();
         if args.json {
-            let json = serde_json::to_value(&report).unwrap_or_default();
-            let _ = writeln!(stdout, "{json:#}");
-        } else if report.changes.is_empty() {
-            let _ = writeln!(
-                stdout,
-                "envd: no drift: {} matches table {} of {}",
-                report.source, report.table, report.fixture
-            );
-        } else {
-            let rows: Vec<(String, &str, String)> = report
-                .changes
-                .iter()
-                .map(|change| {
-                    let (what, detail) = change.describe();
-                    (change.column().to_owned(), what, detail)
-                })
-                .collect();
-            let width = |f: &dyn Fn(&(String, &str, String)) -> usize, title: usize| {
-                rows.iter().map(f).max().unwrap_or(0).max(title)
+            // A file is one table; a database, a list of them.
+            let json = match url {
+                true => serde_json::to_value(&reports),
+                false => serde_json::to_value(&reports[0]),
             };
-            let w0 = width(&|r| r.0.chars().count(), 6);
-            let w1 = width(&|r| r.1.len(), 6);
-            let _ = writeln!(stdout, "{:w0$}  {:w1$}  DETAIL", "COLUMN", "CHANGE");
-            for (column, what, detail) in &rows {
-                let _ = writeln!(stdout, "{column:w0$}  {what:w1$}  {detail}");
+            let _ = writeln!(stdout, "{:#}", json.unwrap_or_default());
+        } else {
+            for report in &reports {
+                print_drift(&mut stdout, report, url);
             }
         }
-        if report.changes.is_empty() {
+        let changes: usize = reports.iter().map(|r| r.changes.len()).sum();
+        if changes == 0 {
             Ok(())
         } else {
             Err(fixtures::FixtureError::Drift {
-                changes: report.changes.len(),
+                changes,
                 fixture: args.against,
             }
             .into())
+        }
+    }
+}
+
+/// One table's drift, as a table for people; `heading` names the table first (a database
+/// has several).
+fn print_drift(stdout: &mut impl Write, report: &fixtures::DriftReport, heading: bool) {
+    if report.changes.is_empty() {
+        let _ = writeln!(
+            stdout,
+            "envd: no drift: {} matches table {} of {}",
+            report.source, report.table, report.fixture
+        );
+    } else {
+        let rows: Vec<(String, &str, String)> = report
+            .changes
+            .iter()
+            .map(|change| {
+                let (what, detail) = change.describe();
+                (change.column().to_owned(), what, detail)
+            })
+            .collect();
+        let width = |f: &dyn Fn(&(String, &str, String)) -> usize, title: usize| {
+            rows.iter().map(f).max().unwrap_or(0).max(title)
+        };
+        let w0 = width(&|r| r.0.chars().count(), 6);
+        let w1 = width(&|r| r.1.len(), 6);
+        if heading {
+            let _ = writeln!(stdout, "envd: drift in table {}:", report.table);
+        }
+        let _ = writeln!(stdout, "{:w0$}  {:w1$}  DETAIL", "COLUMN", "CHANGE");
+        for (column, what, detail) in &rows {
+            let _ = writeln!(stdout, "{column:w0$}  {what:w1$}  {detail}");
         }
     }
 }

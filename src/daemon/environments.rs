@@ -369,14 +369,29 @@ impl Environments {
         };
         let name = dependency.name.clone();
         let task = match &dependency.mode {
-            Mode::Service { process, url } => {
+            Mode::Service {
+                process,
+                url,
+                fixture,
+            } => {
                 let mut env = process.env.clone();
                 env.extend(dependency_urls(urls));
                 let started = self
                     .start_process(id, process, "service", dir, env, context)
                     .await?;
                 let port = started.rsplit(':').next().unwrap_or_default().to_owned();
-                return Ok(url.replace("{port}", &port));
+                let url = url.replace("{port}", &port);
+                if let Some(fixture) = fixture {
+                    load_fixture(fixture, &url).await.map_err(|error| {
+                        let log = dir.join(format!("{}.log", process.name));
+                        (
+                            dependency.name.clone(),
+                            error,
+                            runtime::tail(&log, runtime::FAILURE_LOG_LINES),
+                        )
+                    })?;
+                }
+                return Ok(url);
             }
             Mode::Contract { .. } | Mode::Replay { .. } => {
                 let states = match &dependency.mode {
@@ -706,6 +721,23 @@ impl Environments {
         ) {
             tracing::error!(path = %path.display(), %error, "cannot write the state file");
         }
+    }
+}
+
+/// Loads a PostgreSQL fixture into the `service` dependency at `url` (now healthy). The
+/// client is synchronous: it runs on the blocking pool, never on a runtime thread.
+async fn load_fixture(fixture: &Path, url: &str) -> Result<(), String> {
+    let (dir, target) = (fixture.to_owned(), url.to_owned());
+    let loaded =
+        tokio::task::spawn_blocking(move || crate::fixtures::postgres::load(&dir, &target))
+            .await
+            .map_err(|error| format!("loading fixture {}: {error}", fixture.display()))?;
+    match loaded {
+        Ok(loaded) => {
+            tracing::info!(fixture = %fixture.display(), created = ?loaded.created, rows = ?loaded.rows, "fixture loaded");
+            Ok(())
+        }
+        Err(error) => Err(format!("loading fixture {}: {error}", fixture.display())),
     }
 }
 
