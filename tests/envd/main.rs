@@ -9,6 +9,7 @@ mod faults;
 mod gateway;
 mod import;
 mod misses;
+mod postgres;
 mod proxy;
 mod sample;
 mod serving;
