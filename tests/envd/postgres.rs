@@ -149,7 +149,8 @@ impl Server {
 }
 
 /// Customers who refer each other (a self-reference), orders that refer to customers by
-/// email (a unique key, masked), and two tables that refer to each other (a cycle).
+/// email (a unique key, masked), two tables that refer to each other (a cycle), and
+/// parcels that refer to shipments by a composite key.
 const SHOP: &str = "
 CREATE TABLE customers (id integer PRIMARY KEY, email text NOT NULL UNIQUE,
     referred_by integer REFERENCES customers (id), tier text);
@@ -166,6 +167,12 @@ INSERT INTO orders SELECT i, 'user' || (i * 7 % 400 + 1) || '@example.com',
     (i % 1000) / 8.0, date '2024-01-01' + i % 365,
     CASE WHEN i % 50 = 0 THEN NULL WHEN i = 7 THEN '\\N' WHEN i = 8 THEN '' ELSE 'ok' END
     FROM generate_series(1, 2000) i;
+CREATE TABLE shipments (order_id integer, region text, PRIMARY KEY (order_id, region));
+CREATE TABLE parcels (id integer PRIMARY KEY, order_id integer, region text,
+    FOREIGN KEY (order_id, region) REFERENCES shipments (order_id, region));
+INSERT INTO shipments SELECT i, r FROM generate_series(1, 300) i, (VALUES ('eu'), ('us')) v (r);
+INSERT INTO parcels SELECT i, i % 300 + 1, CASE WHEN i % 3 = 0 THEN 'eu' ELSE 'us' END
+    FROM generate_series(1, 900) i;
 BEGIN;
 INSERT INTO teams SELECT i, i FROM generate_series(1, 60) i;
 INSERT INTO members SELECT i, i % 60 + 1 FROM generate_series(1, 60) i;
@@ -238,6 +245,7 @@ fn a_schema_samples_with_every_foreign_key_resolving() {
         .collect();
     let position = |name: &str| order.iter().position(|t| *t == name).unwrap();
     assert!(position("customers") < position("orders"), "{order:?}");
+    assert!(position("shipments") < position("parcels"), "{order:?}");
     for relation in manifest["relations"].as_array().unwrap() {
         assert_eq!(relation["unresolved"], 0, "{relation}");
     }
@@ -292,7 +300,7 @@ fn bad_sources_and_masks_are_named() {
     let (code, _, stderr) = run(&["sample", &url, "--out", &out, "--table", "ghosts"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
-        stderr.contains("--table ghosts: no table ghosts in schema public; its tables are customers, members, orders, teams"),
+        stderr.contains("--table ghosts: no table ghosts in schema public; its tables are customers, members, orders, parcels, shipments, teams"),
         "{stderr}"
     );
     let (code, _, stderr) = run(&["sample", &url, "--out", &out, "--mask", "amount"]);
