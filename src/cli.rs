@@ -72,8 +72,9 @@ enum Command {
     /// Turn WireMock mappings or a HAR capture into a recording (a Pact V4 file)
     #[command(subcommand, after_help = IMPORT_HELP)]
     Import(ImportCommand),
-    /// Sample CSV or JSON Lines files into a fixture: a seeded random sample plus the edge
-    /// rows (nulls, extremes, every category, rows that break the schema), in one pass
+    /// Sample CSV or JSON Lines files, or PostgreSQL tables, into a fixture: a seeded random
+    /// sample plus the edge rows (nulls, extremes, every category, rows that break the
+    /// schema), in one pass
     #[command(after_help = SAMPLE_HELP)]
     Sample(SampleArgs),
     /// Work with fixtures: `envd fixture check` reports a source's drift from a fixture
@@ -270,11 +271,19 @@ its line and why it was kept, the source's statistics and its schema. DIR/TABLE.
 .jsonl) holds the kept rows in source order. The same seed and input give byte-identical
 files.
 
+A PostgreSQL source (postgres://USER@HOST:PORT/DB) is every table of --schema (public),
+or each --table. Each table is read once with COPY inside one read-only snapshot, in
+primary-key order; its foreign keys are the relations. DIR/TABLE.csv is in COPY's CSV
+format, DIR/load.sql loads the fixture with psql, and DIR/fixture.json holds the catalog
+(declared types, keys) that a manifest's `fixture = \"DIR\"` loads from. Only text
+columns can be masked.
+
 Examples:
   envd sample orders.csv --out fixtures/orders --rows 1000 --seed 7
   envd sample customers.csv orders.csv --out fixtures/shop \\
       --relation orders.customer_id=customers.id --mask email
   envd fixture check orders.csv --against fixtures/orders
+  envd sample postgres://app@127.0.0.1:5432/shop --out fixtures/shop --mask email
 
 Exit codes:
   0  the fixture is written (warnings, such as unresolved relations, on stderr)
@@ -283,7 +292,7 @@ Exit codes:
 
 #[derive(Debug, Args)]
 struct SampleArgs {
-    /// CSV or JSON Lines files, one table each
+    /// CSV or JSON Lines files, one table each; or one PostgreSQL URL (postgres://…)
     #[arg(value_name = "SOURCE", required = true)]
     sources: Vec<String>,
 
@@ -472,6 +481,11 @@ changes by more than --threshold; a numeric range when a bound moves by more tha
 Examples:
   envd fixture check exports/orders.csv --against fixtures/orders
   envd fixture check exports/orders.csv --against fixtures/orders --json
+  envd fixture check postgres://app@127.0.0.1:5432/shop --against fixtures/shop
+
+A PostgreSQL source is checked table by table (the fixture's tables, or each --table) and
+also for declared types that changed (integer to bigint); --json then prints a list of
+reports, one per table.
 
 Exit codes:
   0  no drift
@@ -480,7 +494,7 @@ Exit codes:
 
 #[derive(Debug, Args)]
 struct FixtureCheckArgs {
-    /// The CSV or JSON Lines file to check
+    /// The CSV or JSON Lines file to check, or a PostgreSQL URL (every table of the fixture)
     #[arg(value_name = "SOURCE")]
     source: String,
 
