@@ -189,6 +189,24 @@ fn fixture(dir: &Path) -> Value {
     serde_json::from_slice(&fs::read(dir.join("fixture.json")).unwrap()).unwrap()
 }
 
+/// The item of a JSON list whose `field` is `name`.
+fn named<'a>(list: &'a Value, field: &str, name: &str) -> &'a Value {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item[field] == name)
+        .unwrap_or_else(|| panic!("no {field} {name} in {list}"))
+}
+
+/// `field` of every item of a JSON list.
+fn each<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[field].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn a_schema_samples_with_every_foreign_key_resolving() {
     let server = server();
@@ -237,24 +255,14 @@ fn a_schema_samples_with_every_foreign_key_resolving() {
     let manifest = fixture(&a);
     let catalog = &manifest["postgres"];
     assert_eq!(catalog["schema"], "public");
-    let order: Vec<&str> = catalog["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let order = each(&catalog["tables"], "name");
     let position = |name: &str| order.iter().position(|t| *t == name).unwrap();
     assert!(position("customers") < position("orders"), "{order:?}");
     assert!(position("shipments") < position("parcels"), "{order:?}");
     for relation in manifest["relations"].as_array().unwrap() {
         assert_eq!(relation["unresolved"], 0, "{relation}");
     }
-    let orders = manifest["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "orders")
-        .unwrap();
+    let orders = named(&manifest["tables"], "name", "orders");
     assert_eq!(orders["stats"]["rows"], 2000);
     assert_eq!(orders["schema"][2]["sqlType"], "numeric(10,2)");
 
@@ -351,19 +359,11 @@ fn drift_in_an_altered_table_exits_1() {
     let (code, stdout, _) = run(&["fixture", "check", &url, "--against", &out, "--json"]);
     assert_eq!(code, Some(1));
     let reports: Value = serde_json::from_str(&stdout).unwrap();
-    let orders = reports
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["table"] == "orders")
-        .unwrap();
-    let changes: Vec<&str> = orders["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["change"].as_str().unwrap())
-        .collect();
-    assert_eq!(changes, ["declared-type-changed", "column-added"]);
+    let orders = named(&reports, "table", "orders");
+    assert_eq!(
+        each(&orders["changes"], "change"),
+        ["declared-type-changed", "column-added"]
+    );
 }
 
 /// A manifest whose `db` dependency is a real PostgreSQL that envd starts (as `nobody`
@@ -416,23 +416,13 @@ fn a_service_dependency_gets_its_fixture_before_the_service_under_test_starts() 
         "--mask",
         "customer_email",
     ]);
-    let kept = fixture(&fixture_dir)["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "orders")
-        .unwrap()["kept"]["total"]
+    let kept = named(&fixture(&fixture_dir)["tables"], "name", "orders")["kept"]["total"]
         .as_u64()
         .unwrap();
 
     let home = Home::new();
     let manifest = shop_manifest(&home, &fixture_dir);
-    let output = home.envd(&["up", "--detach", "--json", "-f", &manifest]);
-    assert_eq!(output.code, Some(0), "{}", output.stderr);
-    let id = serde_json::from_str::<Value>(&output.stdout).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = home.up(&manifest)["id"].as_str().unwrap().to_owned();
     let logs = home.envd(&["logs", &id, "orders"]);
     assert!(
         logs.stdout.contains(&format!("orders: {kept}\n")),
