@@ -317,6 +317,12 @@ fn bad_sources_and_masks_are_named() {
         stderr.contains("--mask orders.amount: a column of type numeric(10,2)"),
         "{stderr}"
     );
+    let (code, _, stderr) = run(&["sample", &url, "--out", &out, "--mask", "email"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--mask: customers.email is masked but orders.customer_email is not, which breaks foreign key orders_customer_email_fkey"),
+        "{stderr}"
+    );
     // A table whose parent is left out: the key is named, not silently broken.
     let (code, _, stderr) = run(&["sample", &url, "--out", &out, "--table", "orders"]);
     assert_eq!(code, Some(0), "{stderr}");
