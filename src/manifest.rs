@@ -983,6 +983,39 @@ mod tests {
     }
 
     #[test]
+    fn a_fixture_must_be_sampled_from_postgresql_and_loaded_into_postgresql() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = |postgres: &str| {
+            let text = format!("{{\"version\": 1, \"seed\": 0, \"maxCategories\": 50, \"edgeRowsPerReason\": 3, \"tables\": [], \"relations\": [], \"warnings\": []{postgres}}}");
+            std::fs::write(dir.path().join("fixture.json"), text).unwrap();
+        };
+        let manifest = |url: &str| {
+            format!(
+                "{SERVICE}[deps.db]\nmode = \"service\"\ncommand = [\"postgres\"]\nurl = \"{url}\"\nfixture = \"{}\"\n",
+                dir.path().display()
+            )
+        };
+        fixture("");
+        check(
+            &manifest("postgres://127.0.0.1:{port}/postgres"),
+            Err("envd.toml:9:11: deps.db.fixture: /tmp"),
+        );
+        check(
+            &manifest("postgres://127.0.0.1:{port}/postgres"),
+            Err("was not sampled from PostgreSQL; expected a fixture made by `envd sample postgres://…`"),
+        );
+        fixture(", \"postgres\": {\"schema\": \"public\", \"tables\": [], \"warnings\": []}");
+        check(
+            &manifest("http://127.0.0.1:{port}"),
+            Err("deps.db.fixture: needs `url = \"postgres://…\"`, the database to load it into"),
+        );
+        check(
+            &manifest("postgres://127.0.0.1:{port}/postgres"),
+            Ok(serde_json::json!({"name": "work"})),
+        );
+    }
+
+    #[test]
     fn suggestions_only_for_near_misses() {
         assert_eq!(did_you_mean("comand", &["command", "cwd"]), Some("command"));
         assert_eq!(did_you_mean("zzz", &["command", "cwd"]), None);

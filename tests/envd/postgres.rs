@@ -323,6 +323,19 @@ fn bad_sources_and_masks_are_named() {
         stderr.contains("--mask: customers.email is masked but orders.customer_email is not, which breaks foreign key orders_customer_email_fkey"),
         "{stderr}"
     );
+    let csv = work.write("orders.csv", "id\n1\n").display().to_string();
+    let (code, _, stderr) = run(&["sample", &url, &csv, "--out", &out]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("a PostgreSQL source is sampled on its own"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&["sample", &csv, "--out", &out, "--table", "orders"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--table: only for a PostgreSQL source"),
+        "{stderr}"
+    );
     // A table whose parent is left out: the key is named, not silently broken.
     let (code, _, stderr) = run(&["sample", &url, "--out", &out, "--table", "orders"]);
     assert_eq!(code, Some(0), "{stderr}");
