@@ -100,8 +100,7 @@ impl Message {
 }
 
 /// The request headers a contract needs, from hyper's lowercase names: the ones that decide
-/// an answer, and secret ones by name only. Most requests carry none of them, and an empty
-/// list allocates nothing.
+/// an answer, and secret ones by name only.
 pub fn contract_request_headers<'a>(
     headers: impl Iterator<Item = (&'a str, &'a str)>,
 ) -> Arc<[(String, String)]> {
@@ -115,6 +114,11 @@ pub fn contract_request_headers<'a>(
         } else if crate::recording::MATCHED_REQUEST_HEADERS.contains(&name) {
             kept.push((name.to_owned(), value.to_owned()));
         }
+    }
+    if kept.is_empty() {
+        // Shared: an empty `Arc<[_]>` of its own would still allocate its counts.
+        static NONE: std::sync::OnceLock<Arc<[(String, String)]>> = std::sync::OnceLock::new();
+        return NONE.get_or_init(|| Arc::from([])).clone();
     }
     kept.into()
 }
