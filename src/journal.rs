@@ -83,11 +83,12 @@ pub struct Message {
 }
 
 impl Message {
-    /// A message whose body is kept up to [`BODY_CAP`]: a slice of the same bytes.
+    /// A message whose body is kept up to [`BODY_CAP`]: the same bytes when they fit, else
+    /// a copy of their beginning (a slice would keep the whole upload alive).
     pub fn new(headers: Arc<[(String, String)]>, body: Bytes) -> Message {
         let truncated = body.len() > BODY_CAP;
         let body = if truncated {
-            body.slice(..BODY_CAP)
+            Bytes::copy_from_slice(&body[..BODY_CAP])
         } else {
             body
         };
