@@ -83,18 +83,27 @@ pub struct Message {
 }
 
 impl Message {
-    /// A message whose body is kept up to [`BODY_CAP`]: the same bytes when they fit, else
-    /// a copy of their beginning (a slice would keep the whole upload alive).
+    /// A message sharing a body envd owns (a stub's answer), kept up to [`BODY_CAP`]: the
+    /// same bytes when they fit, else a copy of their beginning.
     pub fn new(headers: Arc<[(String, String)]>, body: Bytes) -> Message {
-        let truncated = body.len() > BODY_CAP;
-        let body = if truncated {
-            Bytes::copy_from_slice(&body[..BODY_CAP])
-        } else {
-            body
-        };
+        if body.len() > BODY_CAP {
+            return Message::copied(headers, &body);
+        }
         Message {
             headers,
             body,
+            truncated: false,
+        }
+    }
+
+    /// A message holding its own copy of (the beginning of) a body read off a connection:
+    /// hyper hands out small bodies as slices of the connection's read buffer, and a
+    /// thousand journal entries holding slices would keep a thousand buffers alive.
+    pub fn copied(headers: Arc<[(String, String)]>, body: &[u8]) -> Message {
+        let truncated = body.len() > BODY_CAP;
+        Message {
+            headers,
+            body: Bytes::copy_from_slice(&body[..body.len().min(BODY_CAP)]),
             truncated,
         }
     }

@@ -411,7 +411,7 @@ impl Proxy {
             return self.failed(&parts, started, 502, "recording failed", &target, &why);
         }
         let journaled = journal::Exchange {
-            request: journal::Message::new(
+            request: journal::Message::copied(
                 journal::contract_request_headers(
                     exchange
                         .request
@@ -419,9 +419,9 @@ impl Proxy {
                         .iter()
                         .map(|(name, value)| (name.as_str(), value.as_str())),
                 ),
-                exchange.request.body,
+                &exchange.request.body,
             ),
-            response: journal::Message::new(exchange.response.headers.into(), body.clone()),
+            response: journal::Message::copied(exchange.response.headers.into(), &body),
         };
         self.journal(
             &parts,

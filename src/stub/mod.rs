@@ -163,9 +163,9 @@ impl Stub {
             && decision.is_none_or(|decision| decision.outcome == Outcome::Answer);
         let exchange = answered.then(|| {
             Box::new(journal::Exchange {
-                request: journal::Message::new(
+                request: journal::Message::copied(
                     journal::contract_request_headers(received.headers.iter().copied()),
-                    request_body,
+                    &request_body,
                 ),
                 response: journal::Message::new(reply.headers.clone(), reply.body.clone()),
             })
