@@ -369,3 +369,71 @@ fn a_recording_proxy_journals_what_staging_answered() {
         json!({"id": 7, "name": "Ada"})
     );
 }
+
+/// The whole point: the contract comes from what the service under test really sent. The
+/// checkout example's `orders` places two orders; its calls to `payments` become a pact
+/// that the payments stub verifies.
+#[test]
+fn the_checkout_services_own_calls_become_a_contract_payments_verifies() {
+    let home = Home::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let copy = home.work.path("repo");
+    for dir in ["examples/checkout", "contracts", "stubs"] {
+        crate::environments::copy_dir(&root.join(dir), &copy.join(dir));
+    }
+    let manifest = copy.join("examples/checkout/envd.toml");
+    let output = home.envd(&[
+        "up",
+        "--detach",
+        "--json",
+        "-f",
+        &manifest.display().to_string(),
+    ]);
+    assert_eq!(output.code, Some(0), "{}", output.stderr);
+    let info: Value = serde_json::from_str(&output.stdout).unwrap();
+    let orders = info["vars"]["ENVD_SERVICE_URL"].as_str().unwrap();
+    let payments = info["vars"]["PAYMENTS_URL"].as_str().unwrap().to_owned();
+    for quantity in [1, 2] {
+        let placed = http("POST", &format!("{orders}/orders"))
+            .json(&json!({"user": "u-7", "sku": "sku-1", "quantity": quantity}))
+            .send();
+        assert_eq!(placed.status, 201, "{}", placed.text());
+    }
+
+    let output = home.envd(&["journal", "checkout", "payments"]);
+    assert_eq!(output.code, Some(0), "{}", output.stderr);
+    assert_eq!(
+        output.stdout.matches("POST /payments  201").count(),
+        2,
+        "{}",
+        output.stdout
+    );
+
+    let path = home.work.path("orders-payments.json").display().to_string();
+    let output = home.envd(&["journal", "--dep", "payments", "--pact", &path, "--infer"]);
+    assert_eq!(output.code, Some(0), "{}", output.stderr);
+    let pact: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        (&pact["consumer"]["name"], &pact["provider"]["name"]),
+        (&json!("orders"), &json!("payments"))
+    );
+    let interactions = pact["interactions"].as_array().unwrap();
+    assert_eq!(interactions.len(), 1, "{pact:#}");
+    let request = &interactions[0]["request"];
+    assert_eq!(
+        (&request["method"], &request["path"]),
+        (&json!("POST"), &json!("/payments"))
+    );
+    let rules = &request["matchingRules"]["body"];
+    for field in ["$.orderId", "$.amount"] {
+        assert_eq!(
+            rules[field]["matchers"][0]["match"], "type",
+            "{field} varied between the two orders: {rules:#}"
+        );
+    }
+    assert!(rules.get("$.currency").is_none(), "{rules:#}");
+    let (code, stdout, stderr) = run(&["verify", "--provider", &payments, "--contract", &path]);
+    assert_eq!(code, Some(0), "verify failed:\n{stdout}\n{stderr}");
+    let down = home.envd(&["down"]);
+    assert_eq!(down.code, Some(0), "{}", down.stderr);
+}
