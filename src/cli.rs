@@ -20,7 +20,9 @@ use crate::server;
 use crate::stub;
 
 mod environment;
-use environment::{DownArgs, LogsArgs, PsArgs, RunArgs, UpArgs, RUN_HELP, UP_HELP};
+use environment::{
+    DownArgs, JournalArgs, LogsArgs, PsArgs, RunArgs, UpArgs, JOURNAL_HELP, RUN_HELP, UP_HELP,
+};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -62,6 +64,10 @@ enum Command {
     Ps(PsArgs),
     /// Show a part's output (the service under test by default)
     Logs(LogsArgs),
+    /// Show what an environment's stubs and proxies saw; with --dep NAME --pact FILE, write
+    /// what a dependency answered as a consumer contract
+    #[command(after_help = JOURNAL_HELP)]
+    Journal(JournalArgs),
     /// Start an environment, run a command in it, tear it down; exit with its status
     #[command(after_help = RUN_HELP)]
     Run(RunArgs),
@@ -1288,12 +1294,20 @@ fn run(cli: Cli) -> Result<u8, Error> {
         Command::Stub(args) => {
             let options = args.options()?;
             let runtime = runtime()?;
-            runtime.block_on(stub::run(options, announce, stop_signal(&runtime)))?
+            runtime.block_on(stub::run(
+                options,
+                |address, _journal| announce(address),
+                stop_signal(&runtime),
+            ))?
         }
         Command::Proxy(args) => {
             let options = args.options()?;
             let runtime = runtime()?;
-            runtime.block_on(proxy::run(options, announce, stop_signal(&runtime)))?
+            runtime.block_on(proxy::run(
+                options,
+                |address, _journal| announce(address),
+                stop_signal(&runtime),
+            ))?
         }
         Command::Daemon(args) => {
             let (Some(listen), Some(token_file)) = (args.listen, args.token_file.clone()) else {
@@ -1329,6 +1343,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
         Command::Down(args) => return environment::down(args, runtime()?),
         Command::Ps(args) => return environment::ps(args, runtime()?),
         Command::Logs(args) => return environment::logs(args, runtime()?),
+        Command::Journal(args) => return environment::journal(args, runtime()?),
         Command::Run(args) => return environment::run(args, runtime()?),
         Command::Sample(args) => run_sample(args)?,
         Command::Fixture(command) => command.run()?,

@@ -10,7 +10,7 @@ use crate::harness::{binary, eventually, get, Workdir};
 
 /// One test's daemon home; the daemon the CLI starts there is killed on drop.
 pub struct Home {
-    work: Workdir,
+    pub work: Workdir,
 }
 
 pub struct Output {
@@ -113,7 +113,7 @@ impl Drop for Home {
 }
 
 /// A service that answers HTTP on $PORT, the way a real one would.
-const HTTP_SERVICE: &str =
+pub const HTTP_SERVICE: &str =
     "command = [\"python3\", \"-m\", \"http.server\", \"{port}\", \"--bind\", \"127.0.0.1\"]\nhealth = \"/\"";
 
 pub const PING_DEP: &str =
@@ -130,7 +130,7 @@ pub fn running(pid: u64) -> bool {
         .unwrap_or(false)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();

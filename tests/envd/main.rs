@@ -8,6 +8,7 @@ mod environments;
 mod faults;
 mod gateway;
 mod import;
+mod journal;
 mod misses;
 mod postgres;
 mod proxy;
