@@ -303,53 +303,41 @@ fn a_schema_samples_with_every_foreign_key_resolving() {
 fn bad_sources_and_masks_are_named() {
     let server = server();
     let url = server.database("bad_sources", SHOP);
+    let missing = server.url("no_such_database");
     let work = Workdir::new();
     let out = work.path("out").display().to_string();
-    let (code, _, stderr) = run(&["sample", &url, "--out", &out, "--table", "ghosts"]);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("--table ghosts: no table ghosts in schema public; its tables are customers, members, orders, parcels, shipments, teams"),
-        "{stderr}"
-    );
-    let (code, _, stderr) = run(&["sample", &url, "--out", &out, "--mask", "amount"]);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("--mask orders.amount: a column of type numeric(10,2)"),
-        "{stderr}"
-    );
-    let (code, _, stderr) = run(&["sample", &url, "--out", &out, "--mask", "email"]);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("--mask: customers.email is masked but orders.customer_email is not, which breaks foreign key orders_customer_email_fkey"),
-        "{stderr}"
-    );
     let csv = work.write("orders.csv", "id\n1\n").display().to_string();
-    let (code, _, stderr) = run(&["sample", &url, &csv, "--out", &out]);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("a PostgreSQL source is sampled on its own"),
-        "{stderr}"
-    );
-    let (code, _, stderr) = run(&["sample", &csv, "--out", &out, "--table", "orders"]);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("--table: only for a PostgreSQL source"),
-        "{stderr}"
-    );
-    // A table whose parent is left out: the key is named, not silently broken.
-    let (code, _, stderr) = run(&["sample", &url, "--out", &out, "--table", "orders"]);
-    assert_eq!(code, Some(0), "{stderr}");
-    assert!(
-        stderr.contains("foreign key orders_customer_email_fkey of orders (customer_email) references public.customers (email), which is not sampled"),
-        "{stderr}"
-    );
-    let missing = server.url("no_such_database");
-    let (code, _, stderr) = run(&["sample", &missing, "--out", &out]);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("database \"no_such_database\" does not exist"),
-        "{stderr}"
-    );
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &[&url, "--table", "ghosts"],
+            2,
+            "--table ghosts: no table ghosts in schema public; its tables are customers, members, orders, parcels, shipments, teams",
+        ),
+        (
+            &[&url, "--mask", "amount"],
+            2,
+            "--mask orders.amount: a column of type numeric(10,2)",
+        ),
+        (
+            &[&url, "--mask", "email"],
+            2,
+            "--mask: customers.email is masked but orders.customer_email is not, which breaks foreign key orders_customer_email_fkey",
+        ),
+        (&[&url, &csv], 2, "a PostgreSQL source is sampled on its own"),
+        (&[&csv, "--table", "orders"], 2, "--table: only for a PostgreSQL source"),
+        (&[&missing], 2, "database \"no_such_database\" does not exist"),
+        // A table whose parent is left out: the key is named, not silently broken.
+        (
+            &[&url, "--table", "orders"],
+            0,
+            "foreign key orders_customer_email_fkey of orders (customer_email) references public.customers (email), which is not sampled",
+        ),
+    ];
+    for (args, code, expected) in cases {
+        let (status, _, stderr) = run(&[&["sample", "--out", &out], *args].concat());
+        assert_eq!(status, Some(*code), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
 }
 
 #[test]
