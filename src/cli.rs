@@ -363,11 +363,12 @@ struct SampleArgs {
 #[derive(Debug, Args)]
 struct PostgresArgs {
     /// A table of a PostgreSQL source (T or SCHEMA.T); repeatable [default: every table of
-    /// the schema]
+    /// the schema; for `fixture check`, of the fixture]
     #[arg(long = "table", value_name = "T")]
     tables: Vec<String>,
 
-    /// The schema of a PostgreSQL source [default: public]
+    /// The schema of a PostgreSQL source [default: public; for `fixture check`, the
+    /// fixture's]
     #[arg(long, value_name = "S")]
     schema: Option<String>,
 }
