@@ -20,7 +20,9 @@ use crate::server;
 use crate::stub;
 
 mod environment;
-use environment::{DownArgs, LogsArgs, PsArgs, RunArgs, UpArgs, RUN_HELP, UP_HELP};
+use environment::{
+    DownArgs, JournalArgs, LogsArgs, PsArgs, RunArgs, UpArgs, JOURNAL_HELP, RUN_HELP, UP_HELP,
+};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -62,6 +64,10 @@ enum Command {
     Ps(PsArgs),
     /// Show a part's output (the service under test by default)
     Logs(LogsArgs),
+    /// Show what an environment's stubs and proxies saw; with --dep NAME --pact FILE, write
+    /// what a dependency answered as a consumer contract
+    #[command(after_help = JOURNAL_HELP)]
+    Journal(JournalArgs),
     /// Start an environment, run a command in it, tear it down; exit with its status
     #[command(after_help = RUN_HELP)]
     Run(RunArgs),
@@ -72,8 +78,9 @@ enum Command {
     /// Turn WireMock mappings or a HAR capture into a recording (a Pact V4 file)
     #[command(subcommand, after_help = IMPORT_HELP)]
     Import(ImportCommand),
-    /// Sample CSV or JSON Lines files into a fixture: a seeded random sample plus the edge
-    /// rows (nulls, extremes, every category, rows that break the schema), in one pass
+    /// Sample CSV or JSON Lines files, or PostgreSQL tables, into a fixture: a seeded random
+    /// sample plus the edge rows (nulls, extremes, every category, rows that break the
+    /// schema), in one pass
     #[command(after_help = SAMPLE_HELP)]
     Sample(SampleArgs),
     /// Work with fixtures: `envd fixture check` reports a source's drift from a fixture
@@ -270,11 +277,19 @@ its line and why it was kept, the source's statistics and its schema. DIR/TABLE.
 .jsonl) holds the kept rows in source order. The same seed and input give byte-identical
 files.
 
+A PostgreSQL source (postgres://USER@HOST:PORT/DB) is every table of --schema (public),
+or each --table. Each table is read once with COPY inside one read-only snapshot, in
+primary-key order; its foreign keys are the relations. DIR/TABLE.csv is in COPY's CSV
+format, DIR/load.sql loads the fixture with psql, and DIR/fixture.json holds the catalog
+(declared types, keys) that a manifest's `fixture = \"DIR\"` loads from. Only text
+columns can be masked.
+
 Examples:
   envd sample orders.csv --out fixtures/orders --rows 1000 --seed 7
   envd sample customers.csv orders.csv --out fixtures/shop \\
       --relation orders.customer_id=customers.id --mask email
   envd fixture check orders.csv --against fixtures/orders
+  envd sample postgres://app@127.0.0.1:5432/shop --out fixtures/shop --mask email
 
 Exit codes:
   0  the fixture is written (warnings, such as unresolved relations, on stderr)
@@ -283,7 +298,7 @@ Exit codes:
 
 #[derive(Debug, Args)]
 struct SampleArgs {
-    /// CSV or JSON Lines files, one table each
+    /// CSV or JSON Lines files, one table each; or one PostgreSQL URL (postgres://…)
     #[arg(value_name = "SOURCE", required = true)]
     sources: Vec<String>,
 
@@ -339,6 +354,38 @@ struct SampleArgs {
 
     #[command(flatten)]
     csv: CsvArgs,
+
+    #[command(flatten)]
+    postgres: PostgresArgs,
+}
+
+/// Which tables of a PostgreSQL source.
+#[derive(Debug, Args)]
+struct PostgresArgs {
+    /// A table of a PostgreSQL source (T or SCHEMA.T); repeatable [default: every table of
+    /// the schema; for `fixture check`, of the fixture]
+    #[arg(long = "table", value_name = "T")]
+    tables: Vec<String>,
+
+    /// The schema of a PostgreSQL source [default: public; for `fixture check`, the
+    /// fixture's]
+    #[arg(long, value_name = "S")]
+    schema: Option<String>,
+}
+
+impl PostgresArgs {
+    /// Refuses the flags for a file source.
+    fn only_for(&self, url: bool) -> Result<(), fixtures::FixtureError> {
+        if url {
+            return Ok(());
+        }
+        let flag = match (self.tables.is_empty(), &self.schema) {
+            (false, _) => "--table",
+            (true, Some(_)) => "--schema",
+            (true, None) => return Ok(()),
+        };
+        Err(fixtures::FixtureError::PostgresOnly { flag })
+    }
 }
 
 /// How CSV sources are read.
@@ -389,12 +436,39 @@ fn parse_byte(text: &str) -> Result<u8, String> {
 }
 
 impl SampleArgs {
-    fn options(self) -> Result<fixtures::Options, fixtures::FixtureError> {
-        let sources = self
-            .sources
-            .iter()
-            .map(|path| self.csv.source(path))
-            .collect::<Result<Vec<_>, _>>()?;
+    fn options(mut self) -> Result<fixtures::Options, fixtures::FixtureError> {
+        let url = match self.sources.as_slice() {
+            [url] if fixtures::postgres::is_url(url) => Some(url.clone()),
+            _ => None,
+        };
+        self.postgres.only_for(url.is_some())?;
+        let (sources, catalog) = match &url {
+            Some(url) => {
+                let found = fixtures::postgres::sources(
+                    url,
+                    self.postgres.schema.as_deref(),
+                    &self.postgres.tables,
+                )?;
+                self.relations.extend(found.relations);
+                (found.sources, Some(found.catalog))
+            }
+            None => (
+                self.sources
+                    .iter()
+                    .map(|path| self.csv.source(path))
+                    .collect::<Result<Vec<_>, _>>()?,
+                None,
+            ),
+        };
+        if let (Some(format), Some(_)) = (self.format, &catalog) {
+            if format != fixtures::Format::Csv {
+                // load.sql copies the tables' CSV files.
+                return Err(fixtures::FixtureError::Conversion {
+                    format: format.name().to_owned(),
+                    source_format: fixtures::Format::Csv.name(),
+                });
+            }
+        }
         Ok(fixtures::Options {
             sources,
             out: self.out,
@@ -413,6 +487,7 @@ impl SampleArgs {
             edge_rows: self.edge_rows,
             per_parent: self.per_parent,
             format: self.format,
+            postgres: catalog,
         })
     }
 }
@@ -434,6 +509,11 @@ changes by more than --threshold; a numeric range when a bound moves by more tha
 Examples:
   envd fixture check exports/orders.csv --against fixtures/orders
   envd fixture check exports/orders.csv --against fixtures/orders --json
+  envd fixture check postgres://app@127.0.0.1:5432/shop --against fixtures/shop
+
+A PostgreSQL source is checked table by table (the fixture's tables, or each --table) and
+also for declared types that changed (integer to bigint); --json then prints a list of
+reports, one per table.
 
 Exit codes:
   0  no drift
@@ -442,7 +522,7 @@ Exit codes:
 
 #[derive(Debug, Args)]
 struct FixtureCheckArgs {
-    /// The CSV or JSON Lines file to check
+    /// The CSV or JSON Lines file to check, or a PostgreSQL URL (every table of the fixture)
     #[arg(value_name = "SOURCE")]
     source: String,
 
@@ -460,50 +540,89 @@ struct FixtureCheckArgs {
 
     #[command(flatten)]
     csv: CsvArgs,
+
+    #[command(flatten)]
+    postgres: PostgresArgs,
 }
 
 impl FixtureCommand {
     fn run(self) -> Result<(), Error> {
         let FixtureCommand::Check(args) = self;
-        let source = args.csv.source(&args.source)?;
-        let report = fixtures::check(&source, &args.against, args.threshold, &mut *progress())?;
+        let url = fixtures::postgres::is_url(&args.source);
+        args.postgres.only_for(url)?;
+        let reports = if url {
+            fixtures::postgres::check(
+                &args.source,
+                &args.against,
+                args.postgres.schema.as_deref(),
+                &args.postgres.tables,
+                args.threshold,
+                &mut *progress(),
+            )?
+        } else {
+            let source = args.csv.source(&args.source)?;
+            vec![fixtures::check(
+                &source,
+                &args.against,
+                args.threshold,
+                &mut *progress(),
+            )?]
+        };
         let mut stdout = std::io::stdout().lock();
         if args.json {
-            let json = serde_json::to_value(&report).unwrap_or_default();
-            let _ = writeln!(stdout, "{json:#}");
-        } else if report.changes.is_empty() {
-            let _ = writeln!(
-                stdout,
-                "envd: no drift: {} matches table {} of {}",
-                report.source, report.table, report.fixture
-            );
-        } else {
-            let rows: Vec<(String, &str, String)> = report
-                .changes
-                .iter()
-                .map(|change| {
-                    let (what, detail) = change.describe();
-                    (change.column().to_owned(), what, detail)
-                })
-                .collect();
-            let width = |f: &dyn Fn(&(String, &str, String)) -> usize, title: usize| {
-                rows.iter().map(f).max().unwrap_or(0).max(title)
+            // A file is one table; a database, a list of them.
+            let json = match url {
+                true => serde_json::to_value(&reports),
+                false => serde_json::to_value(&reports[0]),
             };
-            let w0 = width(&|r| r.0.chars().count(), 6);
-            let w1 = width(&|r| r.1.len(), 6);
-            let _ = writeln!(stdout, "{:w0$}  {:w1$}  DETAIL", "COLUMN", "CHANGE");
-            for (column, what, detail) in &rows {
-                let _ = writeln!(stdout, "{column:w0$}  {what:w1$}  {detail}");
+            let _ = writeln!(stdout, "{:#}", json.unwrap_or_default());
+        } else {
+            for report in &reports {
+                print_drift(&mut stdout, report, url);
             }
         }
-        if report.changes.is_empty() {
+        let changes: usize = reports.iter().map(|r| r.changes.len()).sum();
+        if changes == 0 {
             Ok(())
         } else {
             Err(fixtures::FixtureError::Drift {
-                changes: report.changes.len(),
+                changes,
                 fixture: args.against,
             }
             .into())
+        }
+    }
+}
+
+/// One table's drift, as a table for people; `heading` names the table first (a database
+/// has several).
+fn print_drift(stdout: &mut impl Write, report: &fixtures::DriftReport, heading: bool) {
+    if report.changes.is_empty() {
+        let _ = writeln!(
+            stdout,
+            "envd: no drift: {} matches table {} of {}",
+            report.source, report.table, report.fixture
+        );
+    } else {
+        let rows: Vec<(String, &str, String)> = report
+            .changes
+            .iter()
+            .map(|change| {
+                let (what, detail) = change.describe();
+                (change.column().to_owned(), what, detail)
+            })
+            .collect();
+        let width = |f: &dyn Fn(&(String, &str, String)) -> usize, title: usize| {
+            rows.iter().map(f).max().unwrap_or(0).max(title)
+        };
+        let w0 = width(&|r| r.0.chars().count(), 6);
+        let w1 = width(&|r| r.1.len(), 6);
+        if heading {
+            let _ = writeln!(stdout, "envd: drift in table {}:", report.table);
+        }
+        let _ = writeln!(stdout, "{:w0$}  {:w1$}  DETAIL", "COLUMN", "CHANGE");
+        for (column, what, detail) in &rows {
+            let _ = writeln!(stdout, "{column:w0$}  {what:w1$}  {detail}");
         }
     }
 }
@@ -1197,12 +1316,20 @@ fn run(cli: Cli) -> Result<u8, Error> {
         Command::Stub(args) => {
             let options = args.options()?;
             let runtime = runtime()?;
-            runtime.block_on(stub::run(options, announce, stop_signal(&runtime)))?
+            runtime.block_on(stub::run(
+                options,
+                |address, _journal| announce(address),
+                stop_signal(&runtime),
+            ))?
         }
         Command::Proxy(args) => {
             let options = args.options()?;
             let runtime = runtime()?;
-            runtime.block_on(proxy::run(options, announce, stop_signal(&runtime)))?
+            runtime.block_on(proxy::run(
+                options,
+                |address, _journal| announce(address),
+                stop_signal(&runtime),
+            ))?
         }
         Command::Daemon(args) => {
             let (Some(listen), Some(token_file)) = (args.listen, args.token_file.clone()) else {
@@ -1238,6 +1365,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
         Command::Down(args) => return environment::down(args, runtime()?),
         Command::Ps(args) => return environment::ps(args, runtime()?),
         Command::Logs(args) => return environment::logs(args, runtime()?),
+        Command::Journal(args) => return environment::journal(args, runtime()?),
         Command::Run(args) => return environment::run(args, runtime()?),
         Command::Sample(args) => run_sample(args)?,
         Command::Fixture(command) => command.run()?,

@@ -8,6 +8,7 @@ use crate::daemon::client::ClientError;
 use crate::daemon::DaemonError;
 use crate::faults::FaultError;
 use crate::fixtures::FixtureError;
+use crate::journal::JournalError;
 use crate::manifest::ManifestError;
 use crate::proxy::ProxyError;
 use crate::recording::import::ImportError;
@@ -62,6 +63,8 @@ pub enum Error {
     Fixture(#[from] FixtureError),
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -96,6 +99,7 @@ impl Error {
             Error::Fixture(_) => EXIT_BAD_INPUT,
             Error::Verify(VerifyError::Junit { .. }) => EXIT_CANNOT_RUN,
             Error::Verify(_) => EXIT_BAD_INPUT,
+            Error::Journal(_) => EXIT_CANNOT_RUN,
         }
     }
 
@@ -125,6 +129,9 @@ impl Error {
             Error::Client(ClientError::Start { .. }) => {
                 Some("run `envd daemon` in a terminal to see why it does not start")
             }
+            Error::Journal(JournalError::NothingAnswered { .. }) => Some(
+                "send the requests through the environment first; `envd journal` shows what each part saw",
+            ),
             Error::Verify(VerifyError::NothingSelected) => {
                 Some("--consumer matches a pact's consumer name exactly; --description and --state are regular expressions")
             }

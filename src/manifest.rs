@@ -95,6 +95,10 @@ pub enum Mode {
         process: Process,
         /// The URL handed to the service under test; `{port}` is the allocated port.
         url: String,
+        /// A fixture sampled from PostgreSQL, loaded into `url` once the process is
+        /// healthy and before the service under test starts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fixture: Option<PathBuf>,
     },
 }
 
@@ -220,6 +224,7 @@ struct RawDependency {
     health: Option<Spanned<RawHealth>>,
     start_timeout: Option<Spanned<String>>,
     url: Option<Spanned<String>>,
+    fixture: Option<Spanned<String>>,
 }
 
 const MODES: &[&str] = &["contract", "replay", "proxy", "spy", "service"];
@@ -554,6 +559,37 @@ impl Reader<'_> {
         })
     }
 
+    /// A `fixture` directory: a fixture sampled from PostgreSQL, and a `url` to load it
+    /// into.
+    fn fixture(
+        &self,
+        base: &Path,
+        value: &Spanned<String>,
+        key: &str,
+        url: &str,
+    ) -> Result<PathBuf, ManifestError> {
+        let key = format!("{key}.fixture");
+        let dir = self.relative(base, value, &key)?;
+        let manifest = crate::fixtures::read_manifest(&dir)
+            .map_err(|error| self.at(value.span(), format!("{key}: {error}")))?;
+        if manifest.postgres.is_none() {
+            return Err(self.at(
+                value.span(),
+                format!(
+                    "{key}: {} was not sampled from PostgreSQL; expected a fixture made by `envd sample postgres://…`",
+                    dir.display()
+                ),
+            ));
+        }
+        if !crate::fixtures::postgres::is_url(url) {
+            return Err(self.at(
+                value.span(),
+                format!("{key}: needs `url = \"postgres://…\"`, the database to load it into (found {url:?})"),
+            ));
+        }
+        Ok(dir)
+    }
+
     fn health(&self, health: Spanned<RawHealth>, key: &str) -> Result<Health, ManifestError> {
         let span = health.span();
         let health = match health.into_inner() {
@@ -617,6 +653,7 @@ impl Reader<'_> {
                 "health",
                 "start_timeout",
                 "url",
+                "fixture",
             ],
             other => {
                 let mut message = format!(
@@ -645,6 +682,7 @@ impl Reader<'_> {
             ("health", raw.health.is_some()),
             ("start_timeout", raw.start_timeout.is_some()),
             ("url", raw.url.is_some()),
+            ("fixture", raw.fixture.is_some()),
         ];
         if let Some((extra, _)) = given.iter().find(|(k, set)| *set && !allowed.contains(k)) {
             return Err(self.at(
@@ -740,6 +778,10 @@ impl Reader<'_> {
                     Some(url) => self.expand(url, &format!("{key}.url"))?,
                     None => "http://127.0.0.1:{port}".to_owned(),
                 };
+                let fixture = match &raw.fixture {
+                    Some(fixture) => Some(self.fixture(base, fixture, key, &url)?),
+                    None => None,
+                };
                 Mode::Service {
                     process: self.process(
                         name.to_owned(),
@@ -759,6 +801,7 @@ impl Reader<'_> {
                         base,
                     )?,
                     url,
+                    fixture,
                 }
             }
         };
@@ -924,6 +967,10 @@ mod tests {
             &format!("{SERVICE}[deps.users]\nmode = \"proxy\"\ntarget = \"${{deps.ghost.url}}\"\n"),
             Err("deps.users.target: ${deps.ghost.url} names no `service` dependency \"ghost\""),
         );
+        check(
+            &format!("{SERVICE}[deps.db]\nmode = \"service\"\ncommand = [\"postgres\"]\nurl = \"postgres://127.0.0.1:{{port}}/postgres\"\nfixture = \"fixtures/none\"\n"),
+            Err("envd.toml:9:11: deps.db.fixture: /work/fixtures/none/fixture.json: cannot read"),
+        );
         check("name = \"x\"\n", Err("missing field `service`"));
         check(
             "[service]\ncommand = [\"x\"]\nhealth = { http = \"/h\", tcp = true }\n",
@@ -932,6 +979,39 @@ mod tests {
         check(
             &format!("{SERVICE}[deps.a]\nmode = \"replay\"\nrecording = \"a.json\"\nurl_env = \"U\"\n[deps.b]\nmode = \"replay\"\nrecording = \"b.json\"\nurl_env = \"U\"\n"),
             Err("deps.b.url_env: U is already the url_env of deps.a"),
+        );
+    }
+
+    #[test]
+    fn a_fixture_must_be_sampled_from_postgresql_and_loaded_into_postgresql() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = |postgres: &str| {
+            let text = format!("{{\"version\": 1, \"seed\": 0, \"maxCategories\": 50, \"edgeRowsPerReason\": 3, \"tables\": [], \"relations\": [], \"warnings\": []{postgres}}}");
+            std::fs::write(dir.path().join("fixture.json"), text).unwrap();
+        };
+        let manifest = |url: &str| {
+            format!(
+                "{SERVICE}[deps.db]\nmode = \"service\"\ncommand = [\"postgres\"]\nurl = \"{url}\"\nfixture = \"{}\"\n",
+                dir.path().display()
+            )
+        };
+        fixture("");
+        check(
+            &manifest("postgres://127.0.0.1:{port}/postgres"),
+            Err("envd.toml:9:11: deps.db.fixture: /tmp"),
+        );
+        check(
+            &manifest("postgres://127.0.0.1:{port}/postgres"),
+            Err("was not sampled from PostgreSQL; expected a fixture made by `envd sample postgres://…`"),
+        );
+        fixture(", \"postgres\": {\"schema\": \"public\", \"tables\": [], \"warnings\": []}");
+        check(
+            &manifest("http://127.0.0.1:{port}"),
+            Err("deps.db.fixture: needs `url = \"postgres://…\"`, the database to load it into"),
+        );
+        check(
+            &manifest("postgres://127.0.0.1:{port}/postgres"),
+            Ok(serde_json::json!({"name": "work"})),
         );
     }
 

@@ -1,4 +1,5 @@
-//! `envd up`, `down`, `ps`, `logs` and `run`: the daemon's client, and what they print.
+//! `envd up`, `down`, `ps`, `logs`, `journal` and `run`: the daemon's client, and what they
+//! print.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -6,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::daemon::api::{EnvironmentInfo, Event, UpRequest};
+use crate::daemon::api::{EnvironmentInfo, Event, JournalEntry, UpRequest};
 use crate::daemon::client::Client;
 use crate::error::{Error, EXIT_INTERRUPTED, EXIT_OK};
 use crate::manifest;
@@ -108,6 +109,77 @@ pub struct LogsArgs {
     #[arg(long)]
     json: bool,
 }
+
+pub const JOURNAL_HELP: &str = "\
+Each stub and proxy of an environment keeps a journal of the requests it saw (the last
+1000 each): what answered, or for a miss the closest interactions and why they did not
+match, with timing and the W3C trace id. An answered request keeps its headers and bodies
+(bodies up to 64 KiB); secret headers (Authorization, Cookie, X-Api-Key, …) are kept by
+name only, never their values.
+
+--dep NAME --pact FILE writes the exchanges the dependency NAME answered as a consumer
+Pact V4 file (misses and injected faults are left out; identical exchanges are written
+once, in the order first seen). The consumer is the service under test, the provider the
+dependency, unless --consumer/--provider say otherwise. With --infer, exchanges are
+grouped by method, path shape and status: a value that varied gets a type matcher, an id
+in the path a regex matcher, a timestamp a datetime matcher.
+
+Examples:
+  envd journal
+  envd journal checkout-3fa2c1 payments --unmatched
+  envd journal --follow --json
+  envd journal --dep payments --pact pacts/checkout-payments.json --infer
+
+Exit codes:
+  0  printed, or the contract written
+  2  no such environment or part
+  3  the daemon cannot be reached, the dependency answered nothing yet, or FILE cannot be
+     written";
+
+#[derive(Debug, Args)]
+pub struct JournalArgs {
+    /// Environment id or name [default: the only environment]
+    env: Option<String>,
+
+    /// A stub or proxy of it [default: all of them]
+    #[arg(conflicts_with = "dep")]
+    part: Option<String>,
+
+    /// Only requests that no interaction matched
+    #[arg(long, conflicts_with = "pact")]
+    unmatched: bool,
+
+    /// Keep printing new entries until the environment ends
+    #[arg(long, short = 'f', conflicts_with = "pact")]
+    follow: bool,
+
+    /// One JSON object a line, with the exchanged headers and bodies
+    #[arg(long)]
+    json: bool,
+
+    /// The dependency whose exchanges --pact writes
+    #[arg(long, value_name = "NAME", requires = "pact")]
+    dep: Option<String>,
+
+    /// Write what --dep answered as a consumer Pact V4 file (replaced whole)
+    #[arg(long, value_name = "FILE", requires = "dep")]
+    pact: Option<PathBuf>,
+
+    /// With --pact: matchers where the observed values varied, instead of literal values
+    #[arg(long, requires = "pact")]
+    infer: bool,
+
+    /// With --pact: the consumer's name [default: the service under test's]
+    #[arg(long, value_name = "NAME", requires = "pact")]
+    consumer: Option<String>,
+
+    /// With --pact: the provider's name [default: the dependency's]
+    #[arg(long, value_name = "NAME", requires = "pact")]
+    provider: Option<String>,
+}
+
+/// How often a followed journal is asked for new entries.
+const JOURNAL_FOLLOW_POLL: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -289,6 +361,171 @@ pub fn logs(args: LogsArgs, runtime: tokio::runtime::Runtime) -> Result<u8, Erro
         }
         Ok(EXIT_OK)
     })
+}
+
+pub fn journal(args: JournalArgs, runtime: tokio::runtime::Runtime) -> Result<u8, Error> {
+    let stop = super::stop_signal(&runtime);
+    runtime.block_on(async move {
+        let client = Client::connect(&crate::daemon::local::home()).await?;
+        let env = pick(&client, args.env.clone()).await?;
+        if let (Some(dep), Some(path)) = (&args.dep, &args.pact) {
+            return write_pact(&client, &env, dep, path, &args).await;
+        }
+        let mut stop = std::pin::pin!(stop);
+        let mut since = std::collections::BTreeMap::new();
+        let mut first = true;
+        loop {
+            let entries = match client
+                .journal(&env, args.part.as_deref(), args.unmatched, &since)
+                .await
+            {
+                Ok(entries) => entries,
+                // A followed environment that ends ends the following.
+                Err(crate::daemon::client::ClientError::Refused { status: 404, .. }) if !first => {
+                    return Ok(EXIT_OK)
+                }
+                Err(error) => return Err(error.into()),
+            };
+            first = false;
+            let mut stdout = std::io::stdout().lock();
+            for entry in &entries {
+                since.insert(entry.part.clone(), entry.entry.seq);
+                let _ = if args.json {
+                    let mut record = serde_json::to_value(entry).unwrap_or_default();
+                    record["environment"] = serde_json::json!(env);
+                    writeln!(stdout, "{record}")
+                } else {
+                    write!(stdout, "{}", journal_line(entry))
+                };
+            }
+            let _ = stdout.flush();
+            drop(stdout);
+            if !args.follow {
+                return Ok(EXIT_OK);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(JOURNAL_FOLLOW_POLL) => {}
+                () = &mut stop => return Ok(EXIT_OK),
+            }
+        }
+    })
+}
+
+/// `envd journal --dep NAME --pact FILE`: what NAME answered, as a consumer contract.
+async fn write_pact(
+    client: &Client,
+    env: &str,
+    dep: &str,
+    path: &std::path::Path,
+    args: &JournalArgs,
+) -> Result<u8, Error> {
+    let entries: Vec<crate::journal::Entry> = client
+        .journal(env, Some(dep), false, &Default::default())
+        .await?
+        .into_iter()
+        .map(|entry| entry.entry)
+        .collect();
+    let consumer = match &args.consumer {
+        Some(consumer) => consumer.clone(),
+        None => service_part(&client.get(env).await?),
+    };
+    let provider = args.provider.as_deref().unwrap_or(dep);
+    let contract = crate::journal::contract(&entries, &consumer, provider, args.infer);
+    let recording = &contract.recording;
+    if recording.is_empty() {
+        let why = match (entries.len(), contract.truncated) {
+            (0, _) => String::new(),
+            (_, 0) => format!(
+                " (of its {} journaled requests, none was answered by it: misses, injected faults and streamed pass-through keep no exchange)",
+                entries.len()
+            ),
+            (_, cut) => format!(" ({cut} answered, each with a body over 64 KiB)"),
+        };
+        return Err(crate::journal::JournalError::NothingAnswered {
+            dependency: dep.to_owned(),
+            why,
+        }
+        .into());
+    }
+    // Pacts usually go to a directory of their own (pacts/), made here when missing.
+    let parent = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty());
+    parent
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| recording.write(path))
+        .map_err(|source| crate::journal::JournalError::Write {
+            path: path.to_owned(),
+            source,
+        })?;
+    if args.json {
+        print_json(&serde_json::json!({
+            "pact": path,
+            "consumer": consumer,
+            "provider": provider,
+            "interactions": recording.len(),
+            "left_out_truncated": contract.truncated,
+        }));
+    } else {
+        let cut = match contract.truncated {
+            0 => String::new(),
+            cut => format!("; {cut} left out: a body over 64 KiB"),
+        };
+        let count = match recording.len() {
+            1 => "1 interaction".to_owned(),
+            n => format!("{n} interactions"),
+        };
+        println!(
+            "envd: wrote {count} ({consumer} → {provider}) to {}{cut}",
+            path.display()
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+/// One journal entry for people: time, part, request, status, what answered and how long
+/// it took; a miss adds its closest interactions, one a line.
+fn journal_line(journaled: &JournalEntry) -> String {
+    let entry = &journaled.entry;
+    let day_ms = entry.at_ms % 86_400_000;
+    let time = format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        day_ms / 3_600_000,
+        day_ms / 60_000 % 60,
+        day_ms / 1000 % 60,
+        day_ms % 1000
+    );
+    let outcome = match (&entry.matched, entry.miss) {
+        (Some(description), _) => format!("matched {description:?}"),
+        (None, true) => "MISS".to_owned(),
+        (None, false) => String::new(),
+    };
+    let note = entry
+        .note
+        .as_deref()
+        .map(|note| format!(" ({note})"))
+        .unwrap_or_default();
+    let trace = entry
+        .trace_id
+        .as_deref()
+        .map(|trace| format!(" trace {trace}"))
+        .unwrap_or_default();
+    let mut line = format!(
+        "{time}  {}  {} {}  {}  {outcome}{note}  {:.1} ms{trace}\n",
+        journaled.part,
+        entry.method,
+        entry.target,
+        entry.status,
+        entry.duration_us as f64 / 1000.0
+    );
+    for closest in &entry.closest {
+        line.push_str(&format!(
+            "    closest {:?}: {}\n",
+            closest.description,
+            closest.mismatches.join("; ")
+        ));
+    }
+    line
 }
 
 /// Reaches the daemon (starting it when needed) and starts the environment on it.

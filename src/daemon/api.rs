@@ -8,6 +8,9 @@
 //! - `GET /v1/environments/{ENV}`, `DELETE /v1/environments/{ENV}`: one environment
 //!   (by id, or by name when one environment has it); DELETE tears it down first
 //! - `GET /v1/environments/{ENV}/logs/{PART}[?follow=true]`: the part's output
+//! - `GET /v1/environments/{ENV}/journal[?part=P][&unmatched=true][&since=PART:SEQ…]`:
+//!   `[JournalEntry]`, what the stubs and proxies saw, oldest first; `since` (repeatable)
+//!   skips what a follower already has
 //!
 //! Errors are `application/problem+json` with `title` and `detail`.
 
@@ -100,4 +103,12 @@ pub enum Event {
     Up {
         environment: EnvironmentInfo,
     },
+}
+
+/// One entry of a part's journal (`envd journal`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub part: String,
+    #[serde(flatten)]
+    pub entry: crate::journal::Entry,
 }

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 
-use super::api::{EnvironmentInfo, Event, UpRequest, API_PREFIX};
+use super::api::{EnvironmentInfo, Event, JournalEntry, UpRequest, API_PREFIX};
 use super::local::{LOG, SOCKET};
 
 /// How long a daemon started in the background may take to answer on its socket.
@@ -247,6 +247,33 @@ impl Client {
     pub async fn down(&self, env: &str) -> Result<EnvironmentInfo, ClientError> {
         self.json(Method::DELETE, &format!("/environments/{env}"))
             .await
+    }
+
+    /// The journal entries of `env`'s stubs and proxies (only `part`'s when named) that are
+    /// newer than `since` gives per part.
+    pub async fn journal(
+        &self,
+        env: &str,
+        part: Option<&str>,
+        unmatched: bool,
+        since: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<Vec<JournalEntry>, ClientError> {
+        let encode = |text: &str| {
+            percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+        };
+        let mut query = Vec::new();
+        if let Some(part) = part {
+            query.push(format!("part={}", encode(part)));
+        }
+        if unmatched {
+            query.push("unmatched=true".to_owned());
+        }
+        for (part, seq) in since {
+            query.push(format!("since={}", encode(&format!("{part}:{seq}"))));
+        }
+        let path = format!("/environments/{env}/journal?{}", query.join("&"));
+        self.json(Method::GET, &path).await
     }
 
     /// Streams a part's log into `out` as it arrives.

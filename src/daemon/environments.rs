@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::daemon::api::{EnvironmentInfo, Event, PartInfo, PartState, UpRequest};
+use crate::daemon::api::{EnvironmentInfo, Event, JournalEntry, PartInfo, PartState, UpRequest};
+use crate::journal::Journal;
 use crate::manifest::{self, Dependency, Mode, Plan, Process};
 use crate::runtime::{self, docker, ProcessId, Running, Watched};
 
@@ -98,6 +99,8 @@ struct Part {
     info: PartInfo,
     handle: Handle,
     log: Option<PathBuf>,
+    /// What a stub or proxy saw (`envd journal`); processes keep none.
+    journal: Option<Arc<Journal>>,
 }
 
 struct Environment {
@@ -178,7 +181,13 @@ impl Environments {
             .collect();
         match named.as_slice() {
             [id] => Ok((*id).clone()),
-            [] => Err(format!("no environment {key:?}")),
+            [] => Err(format!(
+                "no environment {key:?} ({})",
+                match environments.keys().map(String::as_str).collect::<Vec<_>>() {
+                    ids if ids.is_empty() => "none is up".to_owned(),
+                    ids => format!("up: {}", ids.join(", ")),
+                }
+            )),
             several => Err(format!(
                 "{} environments are named {key:?}: give an id ({})",
                 several.len(),
@@ -215,6 +224,74 @@ impl Environments {
                 found.info.mode
             )
         })
+    }
+
+    /// The journal entries of environment `id`'s stubs and proxies (only `part`'s when
+    /// named), after the `seq` that `since` gives per part, oldest first.
+    pub fn journal(
+        &self,
+        id: &str,
+        part: Option<&str>,
+        since: &BTreeMap<String, u64>,
+        unmatched: bool,
+    ) -> Result<Vec<JournalEntry>, String> {
+        // The journals are shared: cloned out under the lock, read after it.
+        let journals: Vec<(String, Arc<Journal>)> = {
+            let environments = self.environments.lock().unwrap();
+            let environment = environments
+                .get(id)
+                .ok_or_else(|| format!("no environment {id:?}"))?;
+            let journaled = || {
+                let names: Vec<&str> = environment
+                    .parts
+                    .iter()
+                    .filter(|p| p.journal.is_some())
+                    .map(|p| p.info.name.as_str())
+                    .collect();
+                match names.as_slice() {
+                    [] => "it has no stub or proxy".to_owned(),
+                    names => format!("its stubs and proxies: {}", names.join(", ")),
+                }
+            };
+            match part {
+                Some(name) => {
+                    let found = environment
+                        .parts
+                        .iter()
+                        .find(|p| p.info.name == name)
+                        .ok_or_else(|| {
+                            format!("environment {id} has no part {name:?} ({})", journaled())
+                        })?;
+                    let journal = found.journal.clone().ok_or_else(|| {
+                        format!(
+                            "{name} is a {}; only stubs and proxies keep a journal ({})",
+                            found.info.mode,
+                            journaled()
+                        )
+                    })?;
+                    vec![(name.to_owned(), journal)]
+                }
+                None => environment
+                    .parts
+                    .iter()
+                    .filter_map(|p| Some((p.info.name.clone(), p.journal.clone()?)))
+                    .collect(),
+            }
+        };
+        let mut entries: Vec<JournalEntry> = journals
+            .into_iter()
+            .flat_map(|(part, journal)| {
+                journal
+                    .since(since.get(&part).copied(), unmatched)
+                    .into_iter()
+                    .map(move |entry| JournalEntry {
+                        part: part.clone(),
+                        entry,
+                    })
+            })
+            .collect();
+        entries.sort_by_key(|e| e.entry.at_ms);
+        Ok(entries)
     }
 
     /// Starts the environment, reporting progress on `events`.
@@ -359,24 +436,39 @@ impl Environments {
             None => Ok(target.to_owned()),
         };
         let address = SocketAddr::new(context.bind, 0);
-        let (ready, listening) = oneshot::channel::<SocketAddr>();
+        let (ready, listening) = oneshot::channel::<(SocketAddr, Arc<Journal>)>();
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let announce = move |address| {
-            let _ = ready.send(address);
+        let announce = move |address, journal| {
+            let _ = ready.send((address, journal));
         };
         let name = dependency.name.clone();
         let task = match &dependency.mode {
-            Mode::Service { process, url } => {
+            Mode::Service {
+                process,
+                url,
+                fixture,
+            } => {
                 let mut env = process.env.clone();
                 env.extend(dependency_urls(urls));
                 let started = self
                     .start_process(id, process, "service", dir, env, context)
                     .await?;
                 let port = started.rsplit(':').next().unwrap_or_default().to_owned();
-                return Ok(url.replace("{port}", &port));
+                let url = url.replace("{port}", &port);
+                if let Some(fixture) = fixture {
+                    load_fixture(fixture, &url).await.map_err(|error| {
+                        let log = dir.join(format!("{}.log", process.name));
+                        (
+                            dependency.name.clone(),
+                            error,
+                            runtime::tail(&log, runtime::FAILURE_LOG_LINES),
+                        )
+                    })?;
+                }
+                return Ok(url);
             }
             Mode::Contract { .. } | Mode::Replay { .. } => {
                 let states = match &dependency.mode {
@@ -462,9 +554,13 @@ impl Environments {
                 task,
             },
             log: None,
+            journal: None,
         };
         let bound = listening.await;
-        let url = bound.map(|address| format!("http://{address}"));
+        let url = bound.map(|(address, journal)| {
+            part.journal = Some(journal);
+            format!("http://{address}")
+        });
         part.info.url = url.as_ref().ok().cloned();
         part.info.state = if url.is_ok() {
             PartState::Ready
@@ -596,6 +692,7 @@ impl Environments {
                 info: PartInfo { state, ..info },
                 handle,
                 log: Some(log.clone()),
+                journal: None,
             },
         );
         match result {
@@ -706,6 +803,23 @@ impl Environments {
         ) {
             tracing::error!(path = %path.display(), %error, "cannot write the state file");
         }
+    }
+}
+
+/// Loads a PostgreSQL fixture into the `service` dependency at `url` (now healthy). The
+/// client is synchronous: it runs on the blocking pool, never on a runtime thread.
+async fn load_fixture(fixture: &Path, url: &str) -> Result<(), String> {
+    let (dir, target) = (fixture.to_owned(), url.to_owned());
+    let loaded =
+        tokio::task::spawn_blocking(move || crate::fixtures::postgres::load(&dir, &target))
+            .await
+            .map_err(|error| format!("loading fixture {}: {error}", fixture.display()))?;
+    match loaded {
+        Ok(loaded) => {
+            tracing::info!(fixture = %fixture.display(), created = ?loaded.created, rows = ?loaded.rows, "fixture loaded");
+            Ok(())
+        }
+        Err(error) => Err(format!("loading fixture {}: {error}", fixture.display())),
     }
 }
 

@@ -223,11 +223,66 @@ pub async fn handle(
                     Ok(log) => logs(environments.clone(), id, log, follow),
                     Err(reason) => problem(StatusCode::NOT_FOUND, "no such log", &reason),
                 },
+                (Method::GET, ["journal"]) => {
+                    let query = JournalQuery::parse(request.uri().query().unwrap_or_default());
+                    match environments.journal(
+                        &id,
+                        query.part.as_deref(),
+                        &query.since,
+                        query.unmatched,
+                    ) {
+                        Ok(entries) => json(StatusCode::OK, &entries),
+                        Err(reason) => problem(StatusCode::NOT_FOUND, "no such journal", &reason),
+                    }
+                }
                 _ => problem(StatusCode::NOT_FOUND, "no such endpoint", &path),
             }
         }
         _ => problem(StatusCode::NOT_FOUND, "no such endpoint", &path),
     }
+}
+
+/// `?part=P&unmatched=true&since=PART:SEQ…` of the journal endpoint.
+#[derive(Debug, Default, PartialEq)]
+struct JournalQuery {
+    part: Option<String>,
+    unmatched: bool,
+    /// Per part, the last `seq` the caller has.
+    since: std::collections::BTreeMap<String, u64>,
+}
+
+impl JournalQuery {
+    fn parse(query: &str) -> JournalQuery {
+        let mut parsed = JournalQuery::default();
+        for (name, value) in url_pairs(query) {
+            match name.as_str() {
+                "part" => parsed.part = Some(value),
+                "unmatched" => parsed.unmatched = value == "true",
+                "since" => {
+                    // Part names may hold a colon; the seq after the last one never does.
+                    if let Some((part, seq)) = value.rsplit_once(':') {
+                        if let Ok(seq) = seq.parse() {
+                            parsed.since.insert(part.to_owned(), seq);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        parsed
+    }
+}
+
+/// The decoded `name=value` pairs of a query string, in order.
+fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |text: &str| crate::matching::percent_decoded(&text.replace('+', " "));
+            (decode(name), decode(value))
+        })
 }
 
 /// A log's content, then (with `follow`) what is appended, until the environment ends or
@@ -292,4 +347,23 @@ fn problem(status: StatusCode, title: &str, detail: &str) -> Response<Body> {
         hyper::header::HeaderValue::from_static("application/problem+json"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_queries_name_a_part_and_what_a_follower_has() {
+        let query = JournalQuery::parse("part=pay%20ments&unmatched=true&since=a:b:3&since=c:x");
+        assert_eq!(
+            query,
+            JournalQuery {
+                part: Some("pay ments".into()),
+                unmatched: true,
+                since: [("a:b".to_owned(), 3)].into_iter().collect(),
+            }
+        );
+        assert_eq!(JournalQuery::parse(""), JournalQuery::default());
+    }
 }

@@ -90,11 +90,11 @@ pub struct Proxy {
     limits: Limits,
 }
 
-/// Starts the proxy, calls `listening` with the bound address, and serves until `shutdown`;
-/// then writes the recording whole.
+/// Starts the proxy, calls `listening` with the bound address and the proxy's journal, and
+/// serves until `shutdown`; then writes the recording whole.
 pub async fn run(
     options: Options,
-    listening: impl FnOnce(SocketAddr),
+    listening: impl FnOnce(SocketAddr, Arc<crate::journal::Journal>),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ProxyError> {
     if options.spy && options.record.is_none() {
@@ -129,7 +129,7 @@ pub async fn run(
         limits: options.limits,
     });
     tracing::info!(upstream = %proxy.upstream, recording = ?options.record, spy = options.spy, "proxy ready");
-    listening(address);
+    listening(address, proxy.replay.journal().clone());
     server::serve(listener, proxy.clone(), options.limits, async move {
         shutdown.await;
         tracing::info!("stopping: no new connections; draining open ones");
@@ -314,7 +314,7 @@ impl Handler for Proxy {
                 // A reset sends no status.
                 _ => 0,
             };
-            self.journal(&parts, started, status, note);
+            self.journal(&parts, started, status, note, None);
         }
         with_faults(decision, self.forward(parts, body, peer, started)).await
     }
@@ -377,7 +377,7 @@ impl Proxy {
             let status = answer_parts.status.as_u16();
             // The upstream is fixed (GET /__envd/health names it): no need to format it
             // into every entry of the hot path.
-            self.journal(&parts, started, status, "forwarded");
+            self.journal(&parts, started, status, "forwarded", None);
             return Response::from_parts(answer_parts, Either::Right(answer_body));
         };
         let read = Limited::new(answer_body, self.limits.max_body_bytes).collect();
@@ -410,11 +410,25 @@ impl Proxy {
             let why = format!("the exchange could not be recorded: {error}");
             return self.failed(&parts, started, 502, "recording failed", &target, &why);
         }
+        let journaled = journal::Exchange {
+            request: journal::Message::copied(
+                journal::contract_request_headers(
+                    exchange
+                        .request
+                        .headers
+                        .iter()
+                        .map(|(name, value)| (name.as_str(), value.as_str())),
+                ),
+                &exchange.request.body,
+            ),
+            response: journal::Message::copied(exchange.response.headers.into(), &body),
+        };
         self.journal(
             &parts,
             started,
             exchange.response.status,
             "forwarded and recorded",
+            Some(Box::new(journaled)),
         );
         Response::from_parts(answer_parts, Either::Left(Full::new(body)))
     }
@@ -453,7 +467,7 @@ impl Proxy {
     ) -> Response<Body> {
         let detail = format!("{} {target}: {why}", parts.method);
         tracing::warn!(%status, %detail, "upstream error");
-        self.journal(parts, started, status, detail.clone());
+        self.journal(parts, started, status, detail.clone(), None);
         response(crate::server::problem_reply(
             status,
             &json!({
@@ -473,6 +487,7 @@ impl Proxy {
         started: Instant,
         status: u16,
         note: impl Into<std::borrow::Cow<'static, str>>,
+        exchange: Option<Box<journal::Exchange>>,
     ) {
         let target = match parts.uri.query() {
             Some(query) => format!("{}?{query}", parts.uri.path()),
@@ -484,6 +499,7 @@ impl Proxy {
             method: parts.method.to_string(),
             target,
             status,
+            miss: false,
             matched: None,
             closest: Vec::new(),
             duration_us: started.elapsed().as_micros() as u64,
@@ -493,6 +509,7 @@ impl Proxy {
                 .and_then(|value| value.to_str().ok())
                 .and_then(journal::trace_id),
             note: Some(note.into()),
+            exchange,
         });
     }
 

@@ -54,7 +54,7 @@ pub struct Exchange {
 /// rest (User-Agent, Host, tracing ids, …) change from client to client and run to run, and
 /// would make a recording replay only for the exact client that made it. Secret headers
 /// are kept too, redacted, so a replay still requires them.
-const MATCHED_REQUEST_HEADERS: &[&str] = &["accept", "content-type"];
+pub const MATCHED_REQUEST_HEADERS: &[&str] = &["accept", "content-type"];
 
 /// Headers that describe one hop, never the message (RFC 9110 §7.6.1), plus the ones the
 /// transport recomputes.
@@ -156,7 +156,7 @@ fn content_type(headers: &[(String, String)]) -> Option<&str> {
 }
 
 /// Pact V4 query: parameter name to the list of its values, in the order sent.
-fn query_json(query: &str) -> Value {
+pub(crate) fn query_json(query: &str) -> Value {
     let mut parameters = Map::new();
     let parsed = pact_models::query_strings::parse_query_string(query).unwrap_or_default();
     // Keep the order of first appearance for a readable diff; values keep their order.
@@ -173,7 +173,7 @@ fn query_json(query: &str) -> Value {
 }
 
 /// Pact V4 headers: a list of values per name; repeated headers keep every value.
-fn headers_json(headers: &[(String, String)]) -> Value {
+pub(crate) fn headers_json(headers: &[(String, String)]) -> Value {
     let mut grouped = Map::new();
     for (name, value) in headers {
         let entry = grouped

@@ -44,7 +44,8 @@ pub struct Stub {
     states: ArcSwap<Vec<ActiveState>>,
     /// What `POST /__envd/reset` returns to: the states given at start.
     initial_states: Arc<Vec<ActiveState>>,
-    journal: Journal,
+    /// Shared with whoever started the stub (the daemon reads it for `envd journal`).
+    journal: Arc<Journal>,
     /// Latency and errors injected into answers (`--latency`, `POST /__envd/faults`).
     faults: Injector,
 }
@@ -56,7 +57,7 @@ impl Stub {
             catalog: ArcSwap::from_pointee(catalog),
             states: ArcSwap::new(initial_states.clone()),
             initial_states,
-            journal: Journal::default(),
+            journal: Arc::default(),
             faults,
         }
     }
@@ -81,7 +82,7 @@ impl Stub {
         self.states.store(Arc::new(states));
     }
 
-    pub fn journal(&self) -> &Journal {
+    pub fn journal(&self) -> &Arc<Journal> {
         &self.journal
     }
 
@@ -126,6 +127,8 @@ impl Stub {
     ) -> Option<(Reply, Option<Decision>)> {
         let catalog = self.catalog.load();
         let states = self.states.load();
+        // A reference count, not a copy: kept for the journal if an interaction answers.
+        let request_body = body.clone();
         let actual = matching::actual_request(received, body);
         let (mut reply, matched, closest) = match catalog.find(&actual, &states) {
             Some(id) => (
@@ -155,6 +158,18 @@ impl Stub {
         {
             reply = crate::server::injected_error(status);
         }
+        // What the interaction answered, unless a fault replaced or dropped the answer.
+        let answered = matched.is_some()
+            && decision.is_none_or(|decision| decision.outcome == Outcome::Answer);
+        let exchange = answered.then(|| {
+            Box::new(journal::Exchange {
+                request: journal::Message::copied(
+                    journal::contract_request_headers(received.headers.iter().copied()),
+                    &request_body,
+                ),
+                response: journal::Message::new(reply.headers.clone(), reply.body.clone()),
+            })
+        });
         let replayed = (!answer_misses).then_some("replayed from the recording");
         let fault = decision.map(|decision| format!("injected fault: {decision}"));
         let note = match (replayed, fault) {
@@ -171,6 +186,7 @@ impl Stub {
                 None => received.path.to_owned(),
             },
             status: reply.status,
+            miss: matched.is_none(),
             matched,
             closest,
             duration_us: started.elapsed().as_micros() as u64,
@@ -180,6 +196,7 @@ impl Stub {
                 .find(|(name, _)| name.eq_ignore_ascii_case("traceparent"))
                 .and_then(|(_, value)| journal::trace_id(value)),
             note,
+            exchange,
         });
         Some((reply, decision))
     }
@@ -260,11 +277,11 @@ pub struct Options {
     pub seed: Option<u64>,
 }
 
-/// Loads the contracts, binds, calls `listening` with the bound address once connections
-/// are accepted, and serves until `shutdown` completes.
+/// Loads the contracts, binds, calls `listening` with the bound address and the stub's
+/// journal once connections are accepted, and serves until `shutdown` completes.
 pub async fn run(
     options: Options,
-    listening: impl FnOnce(std::net::SocketAddr),
+    listening: impl FnOnce(std::net::SocketAddr, Arc<Journal>),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), StubError> {
     let catalog = load(&options.contracts)?;
@@ -292,7 +309,7 @@ pub async fn run(
             },
         ));
     }
-    listening(address);
+    listening(address, stub.journal().clone());
     let service = Arc::new(server::StubService {
         stub,
         limits: options.limits,

@@ -13,15 +13,49 @@ use regex::Regex;
 use serde_json::{json, Map, Value};
 
 /// One exchange as observed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Observed {
     pub method: String,
     /// Decoded path, without the query.
     pub path: String,
+    /// As sent (percent-encoded), without the `?`; kept literally.
+    pub query: Option<String>,
+    /// The headers a recording keeps (secret ones already redacted); kept literally.
+    pub request_headers: Vec<(String, String)>,
     pub request_body: Option<Value>,
     pub status: u16,
     pub response_headers: Vec<(String, String)>,
     pub response_body: Option<Value>,
+}
+
+impl Observed {
+    /// The exchange as an observation; `None` when a body is not JSON (such an exchange
+    /// is written literally: there is nothing in it to infer from).
+    pub fn from_exchange(exchange: &crate::recording::Exchange) -> Option<Observed> {
+        let json = |body: &[u8]| match body.is_empty() {
+            true => Some(None),
+            false => serde_json::from_slice::<Value>(body).ok().map(Some),
+        };
+        let request = &exchange.request;
+        let response = &exchange.response;
+        Some(Observed {
+            method: request.method.to_ascii_uppercase(),
+            path: request.path.clone(),
+            query: request.query.clone().filter(|query| !query.is_empty()),
+            request_headers: request.headers.clone(),
+            request_body: json(&request.body)?,
+            status: response.status,
+            response_headers: response
+                .headers
+                .iter()
+                .filter(|(name, _)| {
+                    !crate::recording::HOP_BY_HOP.contains(&name.to_ascii_lowercase().as_str())
+                })
+                .cloned()
+                .collect(),
+            response_body: json(&response.body)?,
+        })
+    }
 }
 
 const ID_PATTERNS: [(&str, &str); 2] = [
@@ -92,7 +126,8 @@ pub fn infer(observed: &[Observed]) -> Vec<Value> {
     let mut groups: Vec<(String, Vec<&Observed>)> = Vec::new();
     for exchange in observed {
         let shape = path_pattern(&exchange.path).unwrap_or_else(|| exchange.path.clone());
-        let key = format!("{} {shape} {}", exchange.method, exchange.status);
+        let query = exchange.query.as_deref().unwrap_or_default();
+        let key = format!("{} {shape}?{query} {}", exchange.method, exchange.status);
         match groups.iter_mut().find(|(group, _)| *group == key) {
             Some((_, members)) => members.push(exchange),
             None => groups.push((key, vec![exchange])),
@@ -114,6 +149,24 @@ fn interaction(members: &[&Observed]) -> Value {
         );
     }
     let mut request = json!({"method": first.method, "path": first.path});
+    if let Some(query) = &first.query {
+        request["query"] = crate::recording::query_json(query);
+    }
+    // Only the headers every observation sent: one the consumer sometimes left out is not
+    // one it needs.
+    let headers: Vec<(String, String)> = first
+        .request_headers
+        .iter()
+        .filter(|(name, _)| {
+            members
+                .iter()
+                .all(|m| m.request_headers.iter().any(|(other, _)| other == name))
+        })
+        .cloned()
+        .collect();
+    if !headers.is_empty() {
+        request["headers"] = crate::recording::headers_json(&headers);
+    }
     if let Some(body) = &first.request_body {
         request["body"] = json!({"content": body, "contentType": "application/json"});
         let samples: Vec<&Value> = members
@@ -131,12 +184,7 @@ fn interaction(members: &[&Observed]) -> Value {
     }
     let mut response = json!({"status": first.status});
     if !first.response_headers.is_empty() {
-        let headers: Map<String, Value> = first
-            .response_headers
-            .iter()
-            .map(|(name, value)| (name.clone(), json!([value])))
-            .collect();
-        response["headers"] = Value::Object(headers);
+        response["headers"] = crate::recording::headers_json(&first.response_headers);
     }
     if let Some(body) = &first.response_body {
         response["body"] = json!({"content": body, "contentType": "application/json"});
@@ -150,9 +198,13 @@ fn interaction(members: &[&Observed]) -> Value {
             response["matchingRules"] = json!({"body": Value::Object(rules.into_iter().collect())});
         }
     }
+    let description = match &first.query {
+        Some(query) => format!("{} {}?{query}", first.method, first.path),
+        None => format!("{} {}", first.method, first.path),
+    };
     json!({
         "type": "Synchronous/HTTP",
-        "description": format!("{} {}", first.method, first.path),
+        "description": description,
         "request": request,
         "response": response,
     })
@@ -227,10 +279,10 @@ mod tests {
         Observed {
             method: "GET".into(),
             path: path.into(),
-            request_body: None,
             status: 200,
             response_headers: vec![("Content-Type".into(), "application/json".into())],
             response_body: Some(body),
+            ..Observed::default()
         }
     }
 
@@ -295,6 +347,28 @@ mod tests {
                 "$.items": {"combine": "AND", "matchers": [{"match": "type", "min": 0}]},
                 "$.items[*]": {"combine": "AND", "matchers": [{"match": "type"}]}
             })
+        );
+    }
+
+    #[test]
+    fn only_headers_every_observation_sent_are_required() {
+        let sent = |headers: &[(&str, &str)]| Observed {
+            request_headers: headers
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
+            ..observed("/orders/1", json!({}))
+        };
+        let interactions = infer(&[
+            sent(&[
+                ("accept", "application/json"),
+                ("authorization", "<redacted>"),
+            ]),
+            sent(&[("accept", "application/json")]),
+        ]);
+        assert_eq!(
+            interactions[0]["request"]["headers"],
+            json!({"Accept": ["application/json"]})
         );
     }
 

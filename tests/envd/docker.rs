@@ -7,8 +7,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use serde_json::Value;
-
 use crate::environments::Home;
 use crate::harness::{eventually, get};
 
@@ -87,9 +85,7 @@ fn a_container_reaches_its_stubs_is_labelled_and_is_reaped_after_a_daemon_crash(
     let image = image();
     let home = Home::new();
     let manifest = home.manifest(&container_service(image), crate::environments::PING_DEP);
-    let output = home.envd(&["up", "--detach", "--json", "-f", &manifest]);
-    assert_eq!(output.code, Some(0), "{}", output.stderr);
-    let info: Value = serde_json::from_str(&output.stdout).unwrap();
+    let info = home.up(&manifest);
     let id = info["id"].as_str().unwrap().to_owned();
 
     // The container fetched $PING_URL, rewritten to host.docker.internal, from the stub.
@@ -145,12 +141,7 @@ fn down_removes_the_container_and_a_missing_image_says_how_to_get_it() {
     let image = image();
     let home = Home::new();
     let manifest = home.manifest(&container_service(image), crate::environments::PING_DEP);
-    let output = home.envd(&["up", "--detach", "--json", "-f", &manifest]);
-    assert_eq!(output.code, Some(0), "{}", output.stderr);
-    let id = serde_json::from_str::<Value>(&output.stdout).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = home.up(&manifest)["id"].as_str().unwrap().to_owned();
     assert_eq!(containers(&id).len(), 1);
     assert_eq!(home.envd(&["down", &id]).code, Some(0));
     assert!(containers(&id).is_empty(), "envd down left the container");

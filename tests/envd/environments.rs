@@ -10,7 +10,7 @@ use crate::harness::{binary, eventually, get, Workdir};
 
 /// One test's daemon home; the daemon the CLI starts there is killed on drop.
 pub struct Home {
-    work: Workdir,
+    pub work: Workdir,
 }
 
 pub struct Output {
@@ -42,6 +42,13 @@ impl Home {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
+    }
+
+    /// `envd up --detach --json -f MANIFEST`, which must succeed: the environment's info.
+    pub fn up(&self, manifest: &str) -> Value {
+        let output = self.envd(&["up", "--detach", "--json", "-f", manifest]);
+        assert_eq!(output.code, Some(0), "envd up: {}", output.stderr);
+        serde_json::from_str(&output.stdout).expect("up --json")
     }
 
     pub fn ps(&self) -> Vec<Value> {
@@ -106,7 +113,7 @@ impl Drop for Home {
 }
 
 /// A service that answers HTTP on $PORT, the way a real one would.
-const HTTP_SERVICE: &str =
+pub const HTTP_SERVICE: &str =
     "command = [\"python3\", \"-m\", \"http.server\", \"{port}\", \"--bind\", \"127.0.0.1\"]\nhealth = \"/\"";
 
 pub const PING_DEP: &str =
@@ -123,7 +130,7 @@ pub fn running(pid: u64) -> bool {
         .unwrap_or(false)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -260,9 +267,7 @@ fn a_failed_start_names_the_part_shows_its_log_and_leaves_nothing_running() {
 fn up_ps_logs_and_down_leave_nothing_running() {
     let home = Home::new();
     let manifest = home.manifest(&format!("name = \"web\"\n{HTTP_SERVICE}"), PING_DEP);
-    let output = home.envd(&["up", "--detach", "--json", "-f", &manifest]);
-    assert_eq!(output.code, Some(0), "{}", output.stderr);
-    let info: Value = serde_json::from_str(&output.stdout).unwrap();
+    let info = home.up(&manifest);
     let id = info["id"].as_str().unwrap().to_owned();
     let ping = info["vars"]["PING_URL"].as_str().unwrap().to_owned();
     let service = info["vars"]["ENVD_SERVICE_URL"]
@@ -324,9 +329,7 @@ fn up_ps_logs_and_down_leave_nothing_running() {
 fn a_restarted_daemon_reaps_what_a_killed_one_left() {
     let home = Home::new();
     let manifest = home.manifest(HTTP_SERVICE, "");
-    let output = home.envd(&["up", "--detach", "--json", "-f", &manifest]);
-    assert_eq!(output.code, Some(0), "{}", output.stderr);
-    let info: Value = serde_json::from_str(&output.stdout).unwrap();
+    let info = home.up(&manifest);
     let pid = info["parts"][0]["pid"].as_u64().unwrap();
     assert!(running(pid));
 

@@ -1,0 +1,470 @@
+//! PostgreSQL fixtures, for real: `envd sample postgres://…`, `envd fixture check` against
+//! a database, and a `service` dependency loaded with a fixture before the service under
+//! test starts. One server serves the whole test run (initdb in a temporary directory, as
+//! `nobody` when the tests run as root, listening on a Unix socket in that directory
+//! only), with a database per test. `scripts/test` installs PostgreSQL where it is
+//! missing (scripts/provision-postgres).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+use serde_json::Value;
+
+use crate::environments::Home;
+use crate::harness::{eventually, run, Workdir};
+
+/// Debian's `nobody`: PostgreSQL refuses to run as root.
+const NOBODY: u32 = 65534;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Where initdb, postgres and psql are: on PATH, else Debian's versioned directory.
+fn bin_dir() -> PathBuf {
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .find(|dir| dir.join("initdb").exists() && dir.join("postgres").exists())
+    });
+    let debian = || {
+        let mut found: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
+            .filter(|bin| bin.join("initdb").exists())
+            .collect();
+        found.sort();
+        found.pop()
+    };
+    on_path.or_else(debian).unwrap_or_else(|| {
+        panic!("PostgreSQL is not installed: run the tests through scripts/test, which installs it (scripts/provision-postgres)")
+    })
+}
+
+fn program(name: &str) -> String {
+    let bin = bin_dir();
+    let path = bin.join(name);
+    // psql may live beside initdb or only on PATH (Debian's wrapper).
+    if path.exists() {
+        path.display().to_string()
+    } else {
+        name.to_owned()
+    }
+}
+
+/// A command that runs as `nobody` when the tests run as root.
+fn unprivileged(program: &str) -> Command {
+    let mut command = Command::new(program);
+    if is_root() {
+        use std::os::unix::process::CommandExt;
+        command.uid(NOBODY).gid(NOBODY);
+    }
+    command
+}
+
+/// The test run's server. It stops, and its directory goes, when the test binary exits:
+/// the shell that started it waits on a pipe only this process holds.
+struct Server {
+    dir: PathBuf,
+    _watchdog: Child,
+    _stdin: Mutex<ChildStdin>,
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("envd-pg-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            // SAFETY: a valid C string path; chown has no other preconditions.
+            let path = std::ffi::CString::new(dir.display().to_string()).unwrap();
+            assert_eq!(unsafe { libc::chown(path.as_ptr(), NOBODY, NOBODY) }, 0);
+        }
+        let data = dir.join("data");
+        let initdb = unprivileged(&program("initdb"))
+            .args(["-D", &data.display().to_string()])
+            .args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"])
+            .output()
+            .expect("initdb");
+        assert!(
+            initdb.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&initdb.stderr)
+        );
+        let script = format!(
+            "{} -D data -k {dir} -c listen_addresses= -c fsync=off >log 2>&1 & pid=$!; read _; kill -INT $pid; wait $pid; cd /; rm -rf {dir}",
+            program("postgres"),
+            dir = dir.display()
+        );
+        let mut watchdog = unprivileged("sh")
+            .args(["-c", &script])
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("start postgres");
+        let stdin = watchdog.stdin.take().unwrap();
+        let server = Server {
+            dir,
+            _watchdog: watchdog,
+            _stdin: Mutex::new(stdin),
+        };
+        eventually(
+            || postgres::Client::connect(&server.url("postgres"), postgres::NoTls).ok(),
+            "the test PostgreSQL server to accept connections",
+        );
+        server
+    })
+}
+
+impl Server {
+    /// A URL for database `name` on the Unix socket.
+    fn url(&self, name: &str) -> String {
+        let host = self.dir.display().to_string().replace('/', "%2F");
+        format!("postgres://postgres@{host}/{name}")
+    }
+
+    /// A new database `name` holding `sql`; its URL.
+    fn database(&self, name: &str, sql: &str) -> String {
+        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let url = self.url(name);
+        self.execute(&url, sql);
+        url
+    }
+
+    fn execute(&self, url: &str, sql: &str) {
+        let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        client.batch_execute(sql).unwrap();
+    }
+
+    fn query(&self, url: &str, sql: &str) -> Vec<postgres::Row> {
+        let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        client.query(sql, &[]).unwrap()
+    }
+}
+
+/// Customers who refer each other (a self-reference), orders that refer to customers by
+/// email (a unique key, masked), two tables that refer to each other (a cycle), and
+/// parcels that refer to shipments by a composite key.
+const SHOP: &str = "
+CREATE TABLE customers (id integer PRIMARY KEY, email text NOT NULL UNIQUE,
+    referred_by integer REFERENCES customers (id), tier text);
+CREATE TABLE orders (id integer PRIMARY KEY,
+    customer_email text NOT NULL REFERENCES customers (email),
+    amount numeric(10,2), placed date, note text);
+CREATE TABLE teams (id integer PRIMARY KEY, lead integer);
+CREATE TABLE members (id integer PRIMARY KEY, team integer REFERENCES teams (id));
+ALTER TABLE teams ADD FOREIGN KEY (lead) REFERENCES members (id) DEFERRABLE INITIALLY DEFERRED;
+INSERT INTO customers SELECT i, 'user' || i || '@example.com',
+    CASE WHEN i % 10 <> 1 THEN i - 1 END, (ARRAY['new', 'gold', 'gone'])[i % 3 + 1]
+    FROM generate_series(1, 400) i;
+INSERT INTO orders SELECT i, 'user' || (i * 7 % 400 + 1) || '@example.com',
+    (i % 1000) / 8.0, date '2024-01-01' + i % 365,
+    CASE WHEN i % 50 = 0 THEN NULL WHEN i = 7 THEN '\\N' WHEN i = 8 THEN '' ELSE 'ok' END
+    FROM generate_series(1, 2000) i;
+CREATE TABLE shipments (order_id integer, region text, PRIMARY KEY (order_id, region));
+CREATE TABLE parcels (id integer PRIMARY KEY, order_id integer, region text,
+    FOREIGN KEY (order_id, region) REFERENCES shipments (order_id, region));
+INSERT INTO shipments SELECT i, r FROM generate_series(1, 300) i, (VALUES ('eu'), ('us')) v (r);
+INSERT INTO parcels SELECT i, i % 300 + 1, CASE WHEN i % 3 = 0 THEN 'eu' ELSE 'us' END
+    FROM generate_series(1, 900) i;
+BEGIN;
+INSERT INTO teams SELECT i, i FROM generate_series(1, 60) i;
+INSERT INTO members SELECT i, i % 60 + 1 FROM generate_series(1, 60) i;
+COMMIT;
+";
+
+fn sample(args: &[&str]) -> String {
+    let (code, stdout, stderr) = run(&[&["sample"], args].concat());
+    assert_eq!(code, Some(0), "envd sample {args:?}: {stderr}");
+    stdout
+}
+
+fn fixture(dir: &Path) -> Value {
+    serde_json::from_slice(&fs::read(dir.join("fixture.json")).unwrap()).unwrap()
+}
+
+/// The item of a JSON list whose `field` is `name`.
+fn named<'a>(list: &'a Value, field: &str, name: &str) -> &'a Value {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item[field] == name)
+        .unwrap_or_else(|| panic!("no {field} {name} in {list}"))
+}
+
+/// `field` of every item of a JSON list.
+fn each<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[field].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_schema_samples_with_every_foreign_key_resolving() {
+    let server = server();
+    let url = server.database("sample_schema", SHOP);
+    let work = Workdir::new();
+    let out = |name: &str| work.path(name).display().to_string();
+    let args = |dir: &str, seed: &str| {
+        [
+            url.clone(),
+            "--out".into(),
+            out(dir),
+            "--rows".into(),
+            "10".into(),
+            "--seed".into(),
+            seed.into(),
+            "--mask".into(),
+            "email".into(),
+            "--mask".into(),
+            "orders.customer_email".into(),
+        ]
+    };
+    let stdout = sample(&args("a", "7").each_ref().map(String::as_str));
+    assert!(stdout.contains("envd: orders: kept"), "{stdout}");
+    sample(&args("b", "7").each_ref().map(String::as_str));
+    sample(&args("c", "8").each_ref().map(String::as_str));
+    let (a, b, c) = (work.path("a"), work.path("b"), work.path("c"));
+    for file in [
+        "customers.csv",
+        "orders.csv",
+        "teams.csv",
+        "members.csv",
+        "load.sql",
+        "fixture.json",
+    ] {
+        assert_eq!(
+            fs::read(a.join(file)).unwrap(),
+            fs::read(b.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    assert_ne!(
+        fs::read(a.join("orders.csv")).unwrap(),
+        fs::read(c.join("orders.csv")).unwrap()
+    );
+
+    let manifest = fixture(&a);
+    let catalog = &manifest["postgres"];
+    assert_eq!(catalog["schema"], "public");
+    let order = each(&catalog["tables"], "name");
+    let position = |name: &str| order.iter().position(|t| *t == name).unwrap();
+    assert!(position("customers") < position("orders"), "{order:?}");
+    assert!(position("shipments") < position("parcels"), "{order:?}");
+    for relation in manifest["relations"].as_array().unwrap() {
+        assert_eq!(relation["unresolved"], 0, "{relation}");
+    }
+    let orders = named(&manifest["tables"], "name", "orders");
+    assert_eq!(orders["stats"]["rows"], 2000);
+    assert_eq!(orders["schema"][2]["sqlType"], "numeric(10,2)");
+
+    // The masked emails are not the source's, and hold `\N` and the empty string apart
+    // from null.
+    let written = fs::read_to_string(a.join("orders.csv")).unwrap();
+    assert!(!written.contains("@example.com"), "{written}");
+    assert!(written.contains(",\"\\N\"\n"), "{written}");
+
+    // Loading the fixture adds every foreign key after the rows: each one is checked, the
+    // masked email key included.
+    let copy = server.database("sample_schema_copy", "");
+    let psql = Command::new(program("psql"))
+        .args([&copy, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
+        .current_dir(&a)
+        .output()
+        .unwrap();
+    assert!(
+        psql.status.success(),
+        "{}",
+        String::from_utf8_lossy(&psql.stderr)
+    );
+    let joined = server.query(
+        &copy,
+        "SELECT count(*) FROM orders JOIN customers ON customers.email = orders.customer_email",
+    );
+    assert_eq!(
+        joined[0].get::<_, i64>(0),
+        orders["kept"]["total"].as_i64().unwrap()
+    );
+    let nulls = server.query(&copy, "SELECT count(*) FILTER (WHERE note IS NULL), count(*) FILTER (WHERE note = '\\N'), count(*) FILTER (WHERE note = '') FROM orders");
+    assert!(nulls[0].get::<_, i64>(0) >= 1);
+    assert_eq!(nulls[0].get::<_, i64>(1), 1);
+    assert_eq!(nulls[0].get::<_, i64>(2), 1);
+}
+
+#[test]
+fn bad_sources_and_masks_are_named() {
+    let server = server();
+    let url = server.database("bad_sources", SHOP);
+    let missing = server.url("no_such_database");
+    let work = Workdir::new();
+    let out = work.path("out").display().to_string();
+    let csv = work.write("orders.csv", "id\n1\n").display().to_string();
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &[&url, "--table", "ghosts"],
+            2,
+            "--table ghosts: no table ghosts in schema public; its tables are customers, members, orders, parcels, shipments, teams",
+        ),
+        (
+            &[&url, "--mask", "amount"],
+            2,
+            "--mask orders.amount: a column of type numeric(10,2)",
+        ),
+        (
+            &[&url, "--mask", "email"],
+            2,
+            "--mask: customers.email is masked but orders.customer_email is not, which breaks foreign key orders_customer_email_fkey",
+        ),
+        (&[&url, &csv], 2, "a PostgreSQL source is sampled on its own"),
+        (&[&csv, "--table", "orders"], 2, "--table: only for a PostgreSQL source"),
+        (&[&missing], 2, "database \"no_such_database\" does not exist"),
+        // A table whose parent is left out: the key is named, not silently broken.
+        (
+            &[&url, "--table", "orders"],
+            0,
+            "foreign key orders_customer_email_fkey of orders (customer_email) references public.customers (email), which is not sampled",
+        ),
+    ];
+    for (args, code, expected) in cases {
+        let (status, _, stderr) = run(&[&["sample", "--out", &out], *args].concat());
+        assert_eq!(status, Some(*code), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn drift_in_an_altered_table_exits_1() {
+    let server = server();
+    let url = server.database("drift", SHOP);
+    let work = Workdir::new();
+    let out = work.path("fixture").display().to_string();
+    sample(&[&url, "--out", &out, "--rows", "50"]);
+    let (code, stdout, stderr) = run(&["fixture", "check", &url, "--against", &out]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("envd: no drift"), "{stdout}");
+
+    server.execute(
+        &url,
+        "ALTER TABLE orders ADD COLUMN coupon text; ALTER TABLE orders ALTER COLUMN amount TYPE double precision",
+    );
+    let (code, stdout, stderr) = run(&["fixture", "check", &url, "--against", &out]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("envd: drift in table orders:"), "{stdout}");
+    assert!(stdout.contains("coupon"), "{stdout}");
+    assert!(
+        stdout.contains("declared type changed  numeric(10,2) -> double precision"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run(&["fixture", "check", &url, "--against", &out, "--json"]);
+    assert_eq!(code, Some(1));
+    let reports: Value = serde_json::from_str(&stdout).unwrap();
+    let orders = named(&reports, "table", "orders");
+    assert_eq!(
+        each(&orders["changes"], "change"),
+        ["declared-type-changed", "column-added"]
+    );
+}
+
+/// A manifest whose `db` dependency is a real PostgreSQL that envd starts (as `nobody`
+/// when root), loaded with `fixture`; the service under test counts the orders it finds
+/// at its start, then serves.
+fn shop_manifest(home: &Home, fixture: &Path) -> String {
+    let user = if is_root() { "user = \"nobody\"\n" } else { "" };
+    let service = format!(
+        "name = \"orders\"\ncommand = [\"sh\", \"-c\", \"{psql} \\\"$DATABASE_URL\\\" -Atc 'SELECT count(*) FROM orders JOIN customers ON customers.email = orders.customer_email' | sed 's/^/orders: /' && exec python3 -m http.server {{port}} --bind 127.0.0.1\"]\nhealth = \"/\"",
+        psql = program("psql")
+    );
+    let deps = format!(
+        "[deps.db]\nmode = \"service\"\n{user}cwd = \"db\"\n\
+         command = [\"sh\", \"-c\", \"{initdb} -D data -U postgres -A trust --no-sync >/dev/null && exec {postgres} -D data -p {{port}} -k . -c listen_addresses=127.0.0.1 -c fsync=off\"]\n\
+         health = {{ log = \"ready to accept connections\" }}\nstart_timeout = \"60s\"\n\
+         url = \"postgres://postgres@127.0.0.1:{{port}}/postgres\"\nfixture = \"{fixture}\"\nurl_env = \"DATABASE_URL\"",
+        initdb = program("initdb"),
+        postgres = program("postgres"),
+        fixture = fixture.display(),
+    );
+    let manifest = home.manifest(&service, &deps);
+    // The server's directory must be its user's.
+    let dir = Path::new(&manifest).parent().unwrap().to_owned();
+    let db = dir.join("db");
+    fs::create_dir_all(&db).unwrap();
+    if is_root() {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let path = std::ffi::CString::new(db.display().to_string()).unwrap();
+        // SAFETY: a valid C string path; chown has no other preconditions.
+        assert_eq!(unsafe { libc::chown(path.as_ptr(), NOBODY, NOBODY) }, 0);
+    }
+    manifest
+}
+
+#[test]
+fn a_service_dependency_gets_its_fixture_before_the_service_under_test_starts() {
+    let server = server();
+    let url = server.database("load_fixture", SHOP);
+    let work = Workdir::new();
+    let fixture_dir = work.path("shop");
+    sample(&[
+        &url,
+        "--out",
+        fixture_dir.to_str().unwrap(),
+        "--rows",
+        "20",
+        "--mask",
+        "email",
+        "--mask",
+        "customer_email",
+    ]);
+    let kept = named(&fixture(&fixture_dir)["tables"], "name", "orders")["kept"]["total"]
+        .as_u64()
+        .unwrap();
+
+    let home = Home::new();
+    let manifest = shop_manifest(&home, &fixture_dir);
+    let id = home.up(&manifest)["id"].as_str().unwrap().to_owned();
+    let logs = home.envd(&["logs", &id, "orders"]);
+    assert!(
+        logs.stdout.contains(&format!("orders: {kept}\n")),
+        "{}",
+        logs.stdout
+    );
+    assert_eq!(home.envd(&["down", &id]).code, Some(0));
+
+    // A fixture that does not load fails the start, names why, and leaves nothing behind.
+    let broken = work.path("broken");
+    fs::create_dir_all(&broken).unwrap();
+    for entry in fs::read_dir(&fixture_dir).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), broken.join(entry.file_name())).unwrap();
+    }
+    let mut orders = fs::OpenOptions::new()
+        .append(true)
+        .open(broken.join("orders.csv"))
+        .unwrap();
+    orders
+        .write_all(b"1,someone,not a number,2024-01-01,x\n")
+        .unwrap();
+    let home = Home::new();
+    let manifest = shop_manifest(&home, &broken);
+    let output = home.envd(&["up", "--detach", "-f", &manifest]);
+    assert_eq!(output.code, Some(3), "{}", output.stderr);
+    assert!(
+        output.stderr.contains("db did not start: loading fixture"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("loading") && output.stderr.contains("into table orders"),
+        "{}",
+        output.stderr
+    );
+    assert!(home.ps().is_empty(), "a failed load left an environment");
+}
