@@ -210,7 +210,7 @@ pub async fn send(
 /// is an error naming it; the value itself never appears in an error or a log.
 pub fn injected_header(
     spec: &str,
-    variable: impl Fn(&str) -> Option<String>,
+    variable: impl FnMut(&str) -> Option<String>,
 ) -> Result<(HeaderName, HeaderValue), ProxyError> {
     let fail = |reason: String| ProxyError::Header {
         spec: spec.split(':').next().unwrap_or_default().to_owned() + ": …",
@@ -219,28 +219,23 @@ pub fn injected_header(
     let (name, template) = spec
         .split_once(':')
         .ok_or_else(|| fail("expected NAME: VALUE".into()))?;
+    sensitive_header(name, template, variable).map_err(fail)
+}
+
+/// A header to add upstream from a `NAME` and a value template with `${VAR}` references,
+/// marked sensitive so that no log shows it. The error names what is wrong, never the
+/// value.
+pub fn sensitive_header(
+    name: &str,
+    template: &str,
+    variable: impl FnMut(&str) -> Option<String>,
+) -> Result<(HeaderName, HeaderValue), String> {
     let name = HeaderName::from_bytes(name.trim().as_bytes())
-        .map_err(|_| fail(format!("{:?} is not a header name", name.trim())))?;
-    let mut value = String::new();
-    let mut rest = template.trim();
-    while let Some(start) = rest.find("${") {
-        value.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| fail("expected ${NAME} with a closing brace".into()))?;
-        let variable_name = &after[..end];
-        let expanded = variable(variable_name).ok_or_else(|| {
-            fail(format!(
-                "the environment variable {variable_name} is not set"
-            ))
-        })?;
-        value.push_str(&expanded);
-        rest = &after[end + 1..];
-    }
-    value.push_str(rest);
+        .map_err(|_| format!("{:?} is not a header name", name.trim()))?;
+    let value =
+        crate::vars::expand(template.trim(), variable).map_err(|error| error.to_string())?;
     let mut value = HeaderValue::from_str(&value)
-        .map_err(|_| fail("the value is not a valid header value".into()))?;
+        .map_err(|_| "the value is not a valid header value".to_owned())?;
     value.set_sensitive(true);
     Ok((name, value))
 }
@@ -604,7 +599,7 @@ mod tests {
         check("X-Team: payments", Ok(("x-team", "payments")));
         check(
             "Authorization: Bearer ${MISSING}",
-            Err("--header \"Authorization: …\": the environment variable MISSING is not set"),
+            Err("--header \"Authorization: …\": ${MISSING} is not set in the environment"),
         );
         check(
             "no colon",
