@@ -332,17 +332,8 @@ impl Handler for Gateway {
         // The gateway's token is for the gateway: staging never sees it.
         parts.headers.remove(hyper::header::AUTHORIZATION);
         let upstream = &route.upstream;
-        match proxy::send(
-            upstream,
-            upstream.uri(parts.uri.path_and_query()),
-            &route.inject,
-            &parts,
-            Either::Right(body),
-            peer,
-            self.timeout,
-        )
-        .await
-        {
+        let request = Request::from_parts(parts, Either::Right(body));
+        match proxy::send(upstream, request, &route.inject, peer, self.timeout).await {
             Ok(answer) => {
                 let (mut answer_parts, answer_body) = answer.into_parts();
                 proxy::strip_hop_by_hop(&mut answer_parts.headers);
