@@ -278,9 +278,11 @@ impl Handler for Proxy {
                 "envd forwards only to its configured upstream: send origin-form requests (GET /path)",
             ));
         }
+        // Off the pass-through path, futures are boxed: the one hyper moves for every
+        // request stays small, and copying it showed as a cost of its own.
         if request.uri().path().starts_with("/__envd/") {
             let (parts, body) = request.into_parts();
-            let body = match read_body(body, self.limits).await {
+            let body = match Box::pin(read_body(body, self.limits)).await {
                 Ok(body) => body,
                 Err(reply) => return response(reply),
             };
@@ -290,7 +292,7 @@ impl Handler for Proxy {
         let buffer = self.recorder.is_some();
         let (parts, body) = request.into_parts();
         let body = if buffer {
-            match read_body(body, self.limits).await {
+            match Box::pin(read_body(body, self.limits)).await {
                 Ok(bytes) => Either::Left(Full::new(bytes)),
                 Err(reply) => return response(reply),
             }
@@ -338,7 +340,16 @@ impl Handler for Proxy {
             };
             self.journal(&parts, started, status, note);
         }
-        with_faults(decision, self.forward(parts, body, peer, started)).await
+        match decision {
+            None => self.forward(parts, body, peer, started).await,
+            decision => {
+                Box::pin(with_faults(
+                    decision,
+                    self.forward(parts, body, peer, started),
+                ))
+                .await
+            }
+        }
     }
 }
 
@@ -377,7 +388,7 @@ impl Proxy {
         *outgoing.method_mut() = parts.method.clone();
         *outgoing.uri_mut() = parts.uri.clone();
         *outgoing.headers_mut() = headers;
-        let sent = Instant::now();
+        let sent = recorded_request.as_ref().map(|_| Instant::now());
         let upstream_response =
             match send(&self.upstream, outgoing, &self.inject, peer, self.timeout).await {
                 Ok(answer) => answer,
@@ -393,13 +404,27 @@ impl Proxy {
             };
         let (mut answer_parts, answer_body) = upstream_response.into_parts();
         strip_hop_by_hop(&mut answer_parts.headers);
-        let Some(request) = recorded_request else {
+        let (Some(request), Some(sent)) = (recorded_request, sent) else {
             let status = answer_parts.status.as_u16();
             // The upstream is fixed (GET /__envd/health names it): no need to format it
             // into every entry of the hot path.
             self.journal(&parts, started, status, "forwarded");
             return Response::from_parts(answer_parts, Either::Right(answer_body));
         };
+        let answer = Response::from_parts(answer_parts, answer_body);
+        Box::pin(self.record_answer(parts, request, answer, sent, started)).await
+    }
+
+    /// Reads a forwarded answer whole, records it, and releases it once it is durable.
+    async fn record_answer(
+        &self,
+        parts: hyper::http::request::Parts,
+        request: RecordedRequest,
+        answer: Response<Incoming>,
+        sent: Instant,
+        started: Instant,
+    ) -> Response<Body> {
+        let (answer_parts, answer_body) = answer.into_parts();
         let read = Limited::new(answer_body, self.limits.max_body_bytes).collect();
         let body = match tokio::time::timeout(self.timeout, read).await {
             Ok(Ok(collected)) => collected.to_bytes(),

@@ -258,34 +258,25 @@ fn routes_add_their_own_staging_credentials_from_the_gateways_environment() {
         assert!(!log.contains(secret), "a credential reached the log: {log}");
     }
 
-    let missing = work.write(
-        "missing.toml",
-        "[routes]\nusers = { url = \"http://127.0.0.1:9\", headers = { Authorization = \"Bearer ${ENVD_TEST_UNSET}\" } }\n",
-    );
-    let (code, _, stderr) = run(&[
-        "daemon",
-        "--listen",
-        "127.0.0.1:0",
-        "--token-file",
-        &token,
-        "--config",
-        &missing.display().to_string(),
-    ]);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("missing.toml: routes.users.headers.Authorization: ${ENVD_TEST_UNSET} is not set in the environment"),
-        "{stderr}"
-    );
-    let broken = work.write("broken.toml", "[routes]\nusers = \n");
-    let (code, _, stderr) = run(&[
-        "daemon",
-        "--listen",
-        "127.0.0.1:0",
-        "--token-file",
-        &token,
-        "--config",
-        &broken.display().to_string(),
-    ]);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("broken.toml: 2:"), "{stderr}");
+    for (file, config, expected) in [
+        (
+            "missing.toml",
+            "[routes]\nusers = { url = \"http://127.0.0.1:9\", headers = { Authorization = \"Bearer ${ENVD_TEST_UNSET}\" } }\n",
+            "missing.toml: routes.users.headers.Authorization: ${ENVD_TEST_UNSET} is not set in the environment",
+        ),
+        ("broken.toml", "[routes]\nusers = \n", "broken.toml: 2:"),
+    ] {
+        let config = work.write(file, config).display().to_string();
+        let (code, _, stderr) = run(&[
+            "daemon",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-file",
+            &token,
+            "--config",
+            &config,
+        ]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
 }

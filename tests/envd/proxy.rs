@@ -128,6 +128,10 @@ fn a_recording_replays_the_same_answers() {
         json!({"id": 1, "name": "lamp"})
     );
     assert_eq!(interactions[1]["response"]["body"]["content"], "created");
+    assert!(
+        interactions[0]["response"]["headers"].get("Date").is_none(),
+        "Date is the replaying server's: {pact:#}"
+    );
     assert!(interactions[0]["metadata"]["envd"]["latencyMs"]
         .as_f64()
         .is_some());
