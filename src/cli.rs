@@ -727,7 +727,10 @@ Examples:
   envd daemon --listen 0.0.0.0:7700 --token-file /etc/envd/token \\
       --tls-cert /etc/envd/cert.pem --tls-key /etc/envd/key.pem \\
       --route users=https://users.staging.internal --route payments=http://10.0.3.7:8080
-  envd daemon --listen 127.0.0.1:7700 --token-file token --config routes.json
+  envd daemon --listen 127.0.0.1:7700 --token-file token --config routes.toml
+  STAGING_TOKEN=… envd daemon --listen 127.0.0.1:7700 --token-file token \\
+      --route users=https://users.staging.internal \\
+      --route-header 'users=Authorization: Bearer ${STAGING_TOKEN}'
 
 Exit codes:
   0  stopped by SIGINT or SIGTERM
@@ -761,7 +764,14 @@ struct DaemonArgs {
     #[arg(long = "route", value_name = "NAME=URL")]
     routes: Vec<String>,
 
-    /// Routes from a JSON file: {\"routes\": {\"NAME\": \"URL\"}}
+    /// A header the gateway adds to every request of route ROUTE, `ROUTE=NAME: VALUE`:
+    /// staging credentials that stay on the gateway. `${VAR}` takes VAR from the gateway's
+    /// environment; values never reach a log; repeatable
+    #[arg(long = "route-header", value_name = "ROUTE=NAME: VALUE")]
+    route_headers: Vec<String>,
+
+    /// Routes from a TOML (*.toml) or JSON file: `[routes]` with `NAME = "URL"`, or
+    /// `NAME = { url = "URL", headers = { NAME = "VALUE" } }`
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -783,11 +793,16 @@ impl DaemonArgs {
     ) -> Result<daemon::gateway::Options, daemon::DaemonError> {
         let mut routes = std::collections::BTreeMap::new();
         if let Some(config) = &self.config {
-            routes.extend(daemon::gateway::routes_from_file(config)?);
+            routes.extend(daemon::gateway::routes_from_file(config, |name| {
+                std::env::var(name).ok()
+            })?);
         }
         for spec in &self.routes {
-            let (name, upstream) = daemon::gateway::route(spec)?;
-            routes.insert(name, upstream);
+            let (name, route) = daemon::gateway::route(spec)?;
+            routes.insert(name, route);
+        }
+        for spec in &self.route_headers {
+            daemon::gateway::add_route_header(&mut routes, spec, |name| std::env::var(name).ok())?;
         }
         Ok(daemon::gateway::Options {
             listen,

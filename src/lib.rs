@@ -17,4 +17,5 @@ pub mod recording;
 pub mod runtime;
 pub mod server;
 pub mod stub;
+pub mod vars;
 pub mod verify;

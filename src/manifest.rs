@@ -394,35 +394,19 @@ impl Reader<'_> {
     /// daemon.
     fn expand(&self, value: &Spanned<String>, key: &str) -> Result<String, ManifestError> {
         let text = value.get_ref();
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text.as_str();
-        while let Some(start) = rest.find("${") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let Some(end) = after.find('}') else {
-                return Err(self.at(
-                    value.span(),
-                    format!("{key}: `${{` without a closing `}}` in {text:?}"),
-                ));
-            };
-            let var = &after[..end];
+        crate::vars::expand(text, |var| {
             if var.starts_with("deps.") {
-                out.push_str(&rest[start..start + 2 + end + 1]);
+                Some(format!("${{{var}}}"))
             } else {
-                match (self.vars)(var) {
-                    Some(found) => out.push_str(&found),
-                    None => {
-                        return Err(self.at(
-                            value.span(),
-                            format!("{key}: ${{{var}}} is not set in the environment"),
-                        ))
-                    }
-                }
+                (self.vars)(var)
             }
-            rest = &after[end + 1..];
-        }
-        out.push_str(rest);
-        Ok(out)
+        })
+        .map_err(|error| match error {
+            crate::vars::VarError::Unclosed => {
+                self.at(value.span(), format!("{key}: {error} in {text:?}"))
+            }
+            crate::vars::VarError::Unset(_) => self.at(value.span(), format!("{key}: {error}")),
+        })
     }
 
     fn relative(
@@ -814,7 +798,7 @@ impl Reader<'_> {
 }
 
 /// 1-based line and column (in characters) of byte `offset`.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,8 +35,9 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Request heads larger than this get 431 (HTTP/1.1) or a stream reset (HTTP/2); four
 /// times what nginx accepts by default.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
-/// A client that sends neither a full head nor a full body within this time is dropped, so
-/// slow clients cannot hold connections open forever.
+/// A connection that starts no request for this long (up to twice as long, see
+/// [`sweep_idle`]), or a body that does not arrive within it, is dropped, so slow clients
+/// cannot hold connections open forever.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long open connections may take to finish after a stop before they are cut.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
@@ -104,16 +106,20 @@ async fn serve_with<H: Handler>(
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // No header read timeout: hyper arms a timer for every request head, a cost that shows
+    // on the proxy's hot path. `sweep_idle` drops stalled connections instead.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.read_timeout)
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(8192));
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes as u32);
     let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Connections::default());
+    let sweeper = tokio::spawn(sweep_idle(connections.clone(), limits.read_timeout));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -130,24 +136,27 @@ async fn serve_with<H: Handler>(
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let socket = Arc::new(Socket::new(&stream));
+        let socket = connections.add(&stream);
         let service = {
             let socket = socket.clone();
             service_fn(move |request| {
                 let handler = handler.clone();
-                let socket = socket.clone();
+                let answering = Answering::new(socket.clone());
                 async move {
                     let response = handler.handle(request, peer).await;
                     if response.extensions().get::<ResetConnection>().is_some() {
                         // hyper drops a connection whose service fails; with SO_LINGER 0
                         // the close is a TCP reset.
-                        socket.reset();
+                        answering.0.reset();
                         return Err(std::io::Error::new(
                             std::io::ErrorKind::ConnectionReset,
                             "reset by an injected fault",
                         ));
                     }
-                    Ok(response)
+                    Ok(response.map(|body| Answer {
+                        body,
+                        _answering: answering,
+                    }))
                 }
             })
         };
@@ -191,6 +200,7 @@ async fn serve_with<H: Handler>(
         });
     }
     drop(listener);
+    sweeper.abort();
     tokio::select! {
         () = graceful.shutdown() => tracing::debug!("all connections drained"),
         () = tokio::time::sleep(DRAIN_DEADLINE) => {
@@ -236,36 +246,104 @@ pub fn is_open_proxy_request<B>(request: &Request<B>) -> bool {
         || (request.version() < hyper::Version::HTTP_2 && request.uri().scheme().is_some())
 }
 
-/// An accepted connection's socket, as far as an injected reset needs it: its descriptor,
-/// valid until the connection task says it is closing.
+/// The open connections of a listener, for [`sweep_idle`].
+#[derive(Default)]
+struct Connections {
+    open: Mutex<foldhash::HashMap<u64, Arc<Socket>>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl Connections {
+    fn add(self: &Arc<Self>, stream: &tokio::net::TcpStream) -> Arc<Socket> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let socket = Arc::new(Socket {
+            #[cfg(unix)]
+            fd: Mutex::new(Some(std::os::fd::AsRawFd::as_raw_fd(stream))),
+            id,
+            connections: Arc::downgrade(self),
+            started: AtomicU64::new(0),
+            answering: AtomicUsize::new(0),
+            seen: AtomicU64::new(NOT_SEEN),
+        });
+        lock(&self.open).insert(id, socket.clone());
+        socket
+    }
+}
+
+/// `Socket::seen` before a sweep has seen the connection idle.
+const NOT_SEEN: u64 = u64::MAX;
+
+/// Closes connections that start no request between two sweeps `every` apart while none of
+/// their answers is still being sent: idle keep-alive connections, and clients that stall
+/// in the middle of a head. One task per listener instead of a timer per request (what
+/// hyper's header read timeout costs); a stalled connection goes after `every` to twice
+/// that.
+async fn sweep_idle(connections: Arc<Connections>, every: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        ticks.tick().await;
+        for socket in lock(&connections.open).values() {
+            let busy = socket.answering.load(Ordering::Relaxed) > 0;
+            let started = socket.started.load(Ordering::Relaxed);
+            let before = socket
+                .seen
+                .swap(if busy { NOT_SEEN } else { started }, Ordering::Relaxed);
+            if !busy && before == started {
+                tracing::debug!("closing a connection idle for {every:?}");
+                socket.shut_down();
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// An accepted connection's socket, as far as an injected reset and the idle sweep need
+/// it: its descriptor, valid until the connection task says it is closing, and its
+/// requests.
 struct Socket {
     #[cfg(unix)]
     fd: Mutex<Option<std::os::fd::RawFd>>,
+    id: u64,
+    connections: std::sync::Weak<Connections>,
+    /// Requests started on the connection.
+    started: AtomicU64,
+    /// Requests whose answer is not yet sent whole.
+    answering: AtomicUsize,
+    /// `started` at the last sweep, or [`NOT_SEEN`].
+    seen: AtomicU64,
 }
 
 impl Socket {
-    fn new(stream: &tokio::net::TcpStream) -> Self {
-        Socket {
-            #[cfg(unix)]
-            fd: Mutex::new(Some(std::os::fd::AsRawFd::as_raw_fd(stream))),
-        }
-    }
-
     /// Makes the coming close a reset (SO_LINGER 0), if the socket is still open.
     fn reset(&self) {
+        self.with_socket(|socket| {
+            if let Err(error) = socket.set_linger(Some(Duration::ZERO)) {
+                tracing::warn!(%error, "cannot set SO_LINGER for an injected reset");
+            }
+        });
+    }
+
+    /// Ends the connection: its reads and writes fail, and hyper closes it.
+    fn shut_down(&self) {
+        self.with_socket(|socket| {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        });
+    }
+
+    fn with_socket(&self, action: impl FnOnce(socket2::SockRef<'_>)) {
         #[cfg(unix)]
         {
-            let fd = self
-                .fd
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let fd = lock(&self.fd);
             if let Some(fd) = *fd {
                 // SAFETY: the descriptor is open while the lock shows it: the connection
                 // task clears it under this lock before the connection drops the socket.
                 let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-                if let Err(error) = socket2::SockRef::from(&fd).set_linger(Some(Duration::ZERO)) {
-                    tracing::warn!(%error, "cannot set SO_LINGER for an injected reset");
-                }
+                action(socket2::SockRef::from(&fd));
             }
         }
     }
@@ -274,11 +352,54 @@ impl Socket {
     fn closing(&self) {
         #[cfg(unix)]
         {
-            *self
-                .fd
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+            *lock(&self.fd) = None;
         }
+        if let Some(connections) = self.connections.upgrade() {
+            lock(&connections.open).remove(&self.id);
+        }
+    }
+}
+
+/// A request being answered, from its head until its answer is sent whole (or dropped).
+struct Answering(Arc<Socket>);
+
+impl Answering {
+    fn new(socket: Arc<Socket>) -> Self {
+        socket.started.fetch_add(1, Ordering::Relaxed);
+        socket.answering.fetch_add(1, Ordering::Relaxed);
+        Answering(socket)
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.answering.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its request counted as being answered until it is sent.
+struct Answer {
+    body: Body,
+    _answering: Answering,
+}
+
+impl hyper::body::Body for Answer {
+    type Data = Bytes;
+    type Error = <Body as hyper::body::Body>::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -453,4 +574,55 @@ pub fn problem(status: u16, title: &str, detail: impl Into<String>) -> Reply {
         &json!({"type": "about:blank", "title": title, "status": status, "detail": detail.into()}),
         false,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct Ok200;
+
+    impl Handler for Ok200 {
+        async fn handle(&self, _: Request<Incoming>, _: SocketAddr) -> Response<Body> {
+            response(Reply::plain(200, Vec::new(), Bytes::from_static(b"ok")))
+        }
+    }
+
+    /// With the clock paused, time jumps to the next timer whenever everything waits: here,
+    /// the idle sweeps.
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_stalled_in_its_head_is_closed_and_others_are_served() {
+        let (listener, address) = bind(([127, 0, 0, 1], 0).into()).await.unwrap();
+        let limits = Limits::default();
+        tokio::spawn(serve(
+            listener,
+            Arc::new(Ok200),
+            limits,
+            std::future::pending(),
+        ));
+        let mut stalled = tokio::net::TcpStream::connect(address).await.unwrap();
+        stalled
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        let mut rest = Vec::new();
+        stalled.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "closed without an answer");
+        let waited = started.elapsed();
+        assert!(
+            waited >= limits.read_timeout && waited <= 2 * limits.read_timeout,
+            "closed after {waited:?}"
+        );
+
+        let mut served = tokio::net::TcpStream::connect(address).await.unwrap();
+        served
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        served.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use http_body_util::Either;
 use hyper::body::Incoming;
-use hyper::header::HeaderValue;
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, Response};
 use serde_json::json;
 
@@ -27,15 +27,23 @@ pub struct Options {
     pub token: Token,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub insecure: bool,
-    pub routes: BTreeMap<String, Upstream>,
+    pub routes: BTreeMap<String, Route>,
     pub timeout: Duration,
     pub limits: Limits,
     /// Serve the environments API at /v1/ too (a shared CI host), from this home.
     pub environments: Option<PathBuf>,
 }
 
+/// A staging service behind the gateway, and the headers the gateway adds on its way
+/// there: staging credentials that stay on the gateway (sensitive values, never logged).
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub upstream: Upstream,
+    pub inject: Vec<(HeaderName, HeaderValue)>,
+}
+
 /// Parses `NAME=URL`.
-pub fn route(spec: &str) -> Result<(String, Upstream), DaemonError> {
+pub fn route(spec: &str) -> Result<(String, Route), DaemonError> {
     let fail = |reason: String| DaemonError::Route {
         spec: spec.to_owned(),
         reason,
@@ -43,50 +51,174 @@ pub fn route(spec: &str) -> Result<(String, Upstream), DaemonError> {
     let (name, url) = spec
         .split_once('=')
         .ok_or_else(|| fail("expected NAME=URL".into()))?;
+    let name = route_name(name).map_err(fail)?;
+    let upstream = Upstream::new(url.trim(), None).map_err(|error| fail(error.to_string()))?;
+    Ok((
+        name,
+        Route {
+            upstream,
+            inject: Vec::new(),
+        },
+    ))
+}
+
+fn route_name(name: &str) -> Result<String, String> {
     let name = name.trim();
     if name.is_empty()
         || !name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        return Err(fail("a route name is letters, digits, - and _".into()));
+        return Err("a route name is letters, digits, - and _".into());
     }
-    let upstream = Upstream::new(url.trim(), None).map_err(|error| fail(error.to_string()))?;
-    Ok((name.to_owned(), upstream))
+    Ok(name.to_owned())
 }
 
-/// Routes from a JSON config file: `{"routes": {"users": "https://users.staging…"}}`.
-pub fn routes_from_file(path: &Path) -> Result<Vec<(String, Upstream)>, DaemonError> {
+/// Parses `--route-header 'NAME=HEADER: VALUE'` (`${VAR}` from `variable`) and adds the
+/// header to route NAME. Errors show the header's name, never its value.
+pub fn add_route_header(
+    routes: &mut BTreeMap<String, Route>,
+    spec: &str,
+    variable: impl FnMut(&str) -> Option<String>,
+) -> Result<(), DaemonError> {
+    let shown = spec.split(':').next().unwrap_or_default().to_owned() + ": …";
+    let fail = |reason: String| DaemonError::RouteHeader {
+        spec: shown.clone(),
+        reason,
+    };
+    let (name, header) = spec
+        .split_once('=')
+        .ok_or_else(|| fail("expected ROUTE=NAME: VALUE".into()))?;
+    let (header, template) = header
+        .split_once(':')
+        .ok_or_else(|| fail("expected ROUTE=NAME: VALUE".into()))?;
+    let name = name.trim();
+    let route = routes.get_mut(name).ok_or_else(|| {
+        fail(format!(
+            "no route {name:?}; give it with --route {name}=URL or in --config"
+        ))
+    })?;
+    let header = proxy::sensitive_header(header, template, variable).map_err(fail)?;
+    route.inject.push(header);
+    Ok(())
+}
+
+/// Routes from a config file, TOML if its name ends in `.toml`, JSON otherwise. A route is
+/// a URL, or a table with `url` and `headers` to add upstream (`${VAR}` from `variable`):
+///
+/// ```toml
+/// [routes]
+/// users = "https://users.staging.internal"
+/// payments = { url = "https://payments.staging.internal", headers = { Authorization = "Bearer ${STAGING_TOKEN}" } }
+/// ```
+pub fn routes_from_file(
+    path: &Path,
+    mut variable: impl FnMut(&str) -> Option<String>,
+) -> Result<Vec<(String, Route)>, DaemonError> {
     let fail = |reason: String| DaemonError::Config {
         path: path.to_owned(),
         reason,
     };
-    let text = std::fs::read(path).map_err(|error| fail(error.to_string()))?;
-    let config: serde_json::Value = serde_json::from_slice(&text).map_err(|error| {
-        fail(format!(
-            "{}:{}: invalid JSON: {error}",
-            error.line(),
-            error.column()
-        ))
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|error| fail(error.to_string()))?;
+    let toml = path
+        .extension()
+        .is_some_and(|extension| extension == "toml");
+    let config: serde_json::Value = if toml {
+        toml::from_str(&text).map_err(|error| {
+            let (line, column) =
+                crate::manifest::line_column(&text, error.span().map_or(0, |span| span.start));
+            fail(format!(
+                "{line}:{column}: invalid TOML: {}",
+                error.message().trim()
+            ))
+        })?
+    } else {
+        serde_json::from_str(&text).map_err(|error| {
+            fail(format!(
+                "{}:{}: invalid JSON: {error}",
+                error.line(),
+                error.column()
+            ))
+        })?
+    };
+    // Where a value is, as the file's own syntax says it: `routes.users.url` in TOML, a
+    // JSON pointer otherwise.
+    let at = |keys: &[&str]| {
+        if toml {
+            keys.join(".")
+        } else {
+            format!("#/{}", keys.join("/"))
+        }
+    };
     let routes = config
         .get("routes")
         .and_then(serde_json::Value::as_object)
-        .ok_or_else(|| fail("#/routes: expected an object of NAME: URL".into()))?;
-    routes
-        .iter()
-        .map(|(name, url)| {
-            let url = url
-                .as_str()
-                .ok_or_else(|| fail(format!("#/routes/{name}: expected a URL string")))?;
-            route(&format!("{name}={url}"))
-        })
-        .collect()
+        .ok_or_else(|| {
+            fail(format!(
+                "{}: expected a table of NAME = URL",
+                at(&["routes"])
+            ))
+        })?;
+    let mut parsed = Vec::with_capacity(routes.len());
+    for (name, value) in routes {
+        let (url, headers) = match value {
+            serde_json::Value::String(url) => (url.as_str(), None),
+            serde_json::Value::Object(table) => {
+                let url = table
+                    .get("url")
+                    .and_then(serde_json::Value::as_str)
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "{}: expected a URL string",
+                            at(&["routes", name, "url"])
+                        ))
+                    })?;
+                if let Some(key) = table.keys().find(|key| *key != "url" && *key != "headers") {
+                    return Err(fail(format!(
+                        "{}: unknown key; a route has url and headers",
+                        at(&["routes", name, key])
+                    )));
+                }
+                (url, table.get("headers"))
+            }
+            _ => {
+                return Err(fail(format!(
+                    "{}: expected a URL string, or a table with url and headers",
+                    at(&["routes", name])
+                )))
+            }
+        };
+        let name = route_name(name)
+            .map_err(|reason| fail(format!("{}: {reason}", at(&["routes", name]))))?;
+        let upstream = Upstream::new(url.trim(), None)
+            .map_err(|error| fail(format!("{}: {error}", at(&["routes", &name, "url"]))))?;
+        let mut inject = Vec::new();
+        if let Some(headers) = headers {
+            let headers = headers.as_object().ok_or_else(|| {
+                fail(format!(
+                    "{}: expected a table of header NAME = VALUE",
+                    at(&["routes", &name, "headers"])
+                ))
+            })?;
+            for (header, template) in headers {
+                let here = at(&["routes", &name, "headers", header]);
+                let template = template
+                    .as_str()
+                    .ok_or_else(|| fail(format!("{here}: expected a string")))?;
+                inject.push(
+                    proxy::sensitive_header(header, template, &mut variable)
+                        .map_err(|reason| fail(format!("{here}: {reason}")))?,
+                );
+            }
+        }
+        parsed.push((name, Route { upstream, inject }));
+    }
+    Ok(parsed)
 }
 
 pub struct Gateway {
     token: Token,
-    routes: BTreeMap<String, Upstream>,
+    routes: BTreeMap<String, Route>,
     timeout: Duration,
     environments: Option<Arc<super::environments::Environments>>,
 }
@@ -181,7 +313,7 @@ impl Handler for Gateway {
         }) else {
             return response(problem(404, "no such route", "expected /routes/NAME/…"));
         };
-        let Some(upstream) = self.routes.get(&name) else {
+        let Some(route) = self.routes.get(&name) else {
             let known: Vec<&str> = self.routes.keys().map(String::as_str).collect();
             return response(problem(
                 404,
@@ -199,17 +331,9 @@ impl Handler for Gateway {
         };
         // The gateway's token is for the gateway: staging never sees it.
         parts.headers.remove(hyper::header::AUTHORIZATION);
-        match proxy::send(
-            upstream,
-            upstream.uri(parts.uri.path_and_query()),
-            &[],
-            &parts,
-            Either::Right(body),
-            peer,
-            self.timeout,
-        )
-        .await
-        {
+        let upstream = &route.upstream;
+        let request = Request::from_parts(parts, Either::Right(body));
+        match proxy::send(upstream, request, &route.inject, peer, self.timeout).await {
             Ok(answer) => {
                 let (mut answer_parts, answer_body) = answer.into_parts();
                 proxy::strip_hop_by_hop(&mut answer_parts.headers);
@@ -259,9 +383,9 @@ mod tests {
 
     #[test]
     fn routes_are_named_urls() {
-        let (name, upstream) = route("users=https://users.staging.example.com").unwrap();
+        let (name, parsed) = route("users=https://users.staging.example.com").unwrap();
         assert_eq!(
-            (name.as_str(), upstream.to_string().as_str()),
+            (name.as_str(), parsed.upstream.to_string().as_str()),
             ("users", "https://users.staging.example.com")
         );
         for bad in ["users", "=http://x", "us ers=http://x", "users=ftp://x"] {

@@ -26,6 +26,8 @@ pub enum DaemonError {
     Tls(String),
     #[error("--route {spec:?}: {reason}")]
     Route { spec: String, reason: String },
+    #[error("--route-header {spec:?}: {reason}")]
+    RouteHeader { spec: String, reason: String },
     #[error("{path}: {reason}")]
     Config { path: PathBuf, reason: String },
     #[error("no routes: give --route NAME=URL or a --config file with routes")]

@@ -151,47 +151,47 @@ pub struct Failure {
     pub why: String,
 }
 
-/// Sends a request on to `upstream`: end-to-end headers kept (Host becomes the upstream's),
-/// X-Forwarded-For/-Proto/-Host added, `inject` set over whatever the client sent.
+/// Sends a client's request on to `upstream`: its origin-form target goes under the
+/// upstream's base path, end-to-end headers are kept (Host becomes the upstream's),
+/// X-Forwarded-For/-Proto/-Host are added and `inject` is set over whatever the client sent.
+///
+/// This is the pass-through hot path: the client's header table is rewritten in place (no
+/// copy), and nothing is formatted that a request does not need.
 pub async fn send(
     upstream: &Upstream,
-    target: hyper::Uri,
+    mut request: Request<Body>,
     inject: &[(HeaderName, HeaderValue)],
-    parts: &hyper::http::request::Parts,
-    body: Body,
     peer: SocketAddr,
     timeout: Duration,
 ) -> Result<Response<Incoming>, Failure> {
-    let mut outgoing = Request::builder()
-        .method(parts.method.clone())
-        .uri(target)
-        .body(body)
-        .expect("a request built from a valid one is valid");
-    let headers = outgoing.headers_mut();
-    // One copy of the table, then the hop-by-hop headers out: cheaper than re-inserting
-    // every end-to-end header one by one.
-    *headers = parts.headers.clone();
+    *request.uri_mut() = upstream.uri(request.uri().path_and_query());
+    // The client's protocol is not the upstream's: the pool speaks what the upstream offers.
+    *request.version_mut() = hyper::Version::HTTP_11;
+    let headers = request.headers_mut();
     drop_hop_by_hop(headers);
-    headers.remove(hyper::header::HOST);
-    let forwarded_for = match parts
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|value| value.to_str().ok())
-    {
-        Some(earlier) => format!("{earlier}, {}", peer.ip()),
-        None => peer.ip().to_string(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert(X_FORWARDED_FOR, value);
+    // Set here, not by the client, which would format it anew for every request.
+    let client_host = headers.insert(hyper::header::HOST, upstream.host_header().clone());
+    match headers.entry(X_FORWARDED_FOR) {
+        hyper::header::Entry::Occupied(mut earlier) => {
+            let joined = earlier.get().to_str().ok().and_then(|earlier| {
+                HeaderValue::from_str(&format!("{earlier}, {}", peer.ip())).ok()
+            });
+            if let Some(joined) = joined {
+                earlier.insert(joined);
+            }
+        }
+        hyper::header::Entry::Vacant(vacant) => {
+            vacant.insert(address_value(peer.ip()));
+        }
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    if let Some(host) = parts.headers.get(hyper::header::HOST) {
-        headers.insert(X_FORWARDED_HOST, host.clone());
+    if let Some(host) = client_host {
+        headers.insert(X_FORWARDED_HOST, host);
     }
     for (name, value) in inject {
         headers.insert(name.clone(), value.clone());
     }
-    match tokio::time::timeout(timeout, upstream.client().request(outgoing)).await {
+    match tokio::time::timeout(timeout, upstream.client().request(request)).await {
         Ok(Ok(answer)) => Ok(answer),
         Ok(Err(error)) => Err(Failure {
             status: 502,
@@ -206,11 +206,38 @@ pub async fn send(
     }
 }
 
+/// An IP address as a header value. IPv4 is written by hand: `Display` costs more than all
+/// the rest of a forwarded request's header rewriting.
+fn address_value(ip: std::net::IpAddr) -> HeaderValue {
+    let std::net::IpAddr::V4(v4) = ip else {
+        return HeaderValue::from_str(&ip.to_string()).expect("an IPv6 address is a header value");
+    };
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    for (index, octet) in v4.octets().into_iter().enumerate() {
+        if index > 0 {
+            text[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            text[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            text[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        text[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    HeaderValue::from_bytes(&text[..len]).expect("digits and dots are a header value")
+}
+
 /// Parses `--header 'NAME: VALUE'`, expanding `${VAR}` from `variable`. A missing variable
 /// is an error naming it; the value itself never appears in an error or a log.
 pub fn injected_header(
     spec: &str,
-    variable: impl Fn(&str) -> Option<String>,
+    variable: impl FnMut(&str) -> Option<String>,
 ) -> Result<(HeaderName, HeaderValue), ProxyError> {
     let fail = |reason: String| ProxyError::Header {
         spec: spec.split(':').next().unwrap_or_default().to_owned() + ": …",
@@ -219,28 +246,23 @@ pub fn injected_header(
     let (name, template) = spec
         .split_once(':')
         .ok_or_else(|| fail("expected NAME: VALUE".into()))?;
+    sensitive_header(name, template, variable).map_err(fail)
+}
+
+/// A header to add upstream from a `NAME` and a value template with `${VAR}` references,
+/// marked sensitive so that no log shows it. The error names what is wrong, never the
+/// value.
+pub fn sensitive_header(
+    name: &str,
+    template: &str,
+    variable: impl FnMut(&str) -> Option<String>,
+) -> Result<(HeaderName, HeaderValue), String> {
     let name = HeaderName::from_bytes(name.trim().as_bytes())
-        .map_err(|_| fail(format!("{:?} is not a header name", name.trim())))?;
-    let mut value = String::new();
-    let mut rest = template.trim();
-    while let Some(start) = rest.find("${") {
-        value.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| fail("expected ${NAME} with a closing brace".into()))?;
-        let variable_name = &after[..end];
-        let expanded = variable(variable_name).ok_or_else(|| {
-            fail(format!(
-                "the environment variable {variable_name} is not set"
-            ))
-        })?;
-        value.push_str(&expanded);
-        rest = &after[end + 1..];
-    }
-    value.push_str(rest);
+        .map_err(|_| format!("{:?} is not a header name", name.trim()))?;
+    let value =
+        crate::vars::expand(template.trim(), variable).map_err(|error| error.to_string())?;
     let mut value = HeaderValue::from_str(&value)
-        .map_err(|_| fail("the value is not a valid header value".into()))?;
+        .map_err(|_| "the value is not a valid header value".to_owned())?;
     value.set_sensitive(true);
     Ok((name, value))
 }
@@ -256,9 +278,11 @@ impl Handler for Proxy {
                 "envd forwards only to its configured upstream: send origin-form requests (GET /path)",
             ));
         }
+        // Off the pass-through path, futures are boxed: the one hyper moves for every
+        // request stays small, and copying it showed as a cost of its own.
         if request.uri().path().starts_with("/__envd/") {
             let (parts, body) = request.into_parts();
-            let body = match read_body(body, self.limits).await {
+            let body = match Box::pin(read_body(body, self.limits)).await {
                 Ok(body) => body,
                 Err(reply) => return response(reply),
             };
@@ -268,7 +292,7 @@ impl Handler for Proxy {
         let buffer = self.recorder.is_some();
         let (parts, body) = request.into_parts();
         let body = if buffer {
-            match read_body(body, self.limits).await {
+            match Box::pin(read_body(body, self.limits)).await {
                 Ok(bytes) => Either::Left(Full::new(bytes)),
                 Err(reply) => return response(reply),
             }
@@ -316,19 +340,27 @@ impl Handler for Proxy {
             };
             self.journal(&parts, started, status, note, None);
         }
-        with_faults(decision, self.forward(parts, body, peer, started)).await
+        match decision {
+            None => self.forward(parts, body, peer, started).await,
+            decision => {
+                Box::pin(with_faults(
+                    decision,
+                    self.forward(parts, body, peer, started),
+                ))
+                .await
+            }
+        }
     }
 }
 
 impl Proxy {
     async fn forward(
         &self,
-        parts: hyper::http::request::Parts,
+        mut parts: hyper::http::request::Parts,
         body: Body,
         peer: SocketAddr,
         started: Instant,
     ) -> Response<Body> {
-        let target = self.upstream.uri(parts.uri.path_and_query());
         let recorded_request = match &body {
             Either::Left(full) => Some(RecordedRequest {
                 method: parts.method.to_string(),
@@ -347,49 +379,62 @@ impl Proxy {
             }),
             Either::Right(_) => None,
         };
-        let sent = Instant::now();
-        let upstream_response = match send(
-            &self.upstream,
-            target.clone(),
-            &self.inject,
-            &parts,
-            body,
-            peer,
-            self.timeout,
-        )
-        .await
-        {
-            Ok(answer) => answer,
-            Err(failure) => {
-                return self.failed(
-                    &parts,
-                    started,
-                    failure.status,
-                    failure.title,
-                    &target,
-                    &failure.why,
-                );
-            }
-        };
+        // The header table goes upstream as it is; the journal keeps only the trace id.
+        let headers = std::mem::take(&mut parts.headers);
+        if let Some(traceparent) = headers.get(TRACEPARENT) {
+            parts.headers.insert(TRACEPARENT, traceparent.clone());
+        }
+        let mut outgoing = Request::new(body);
+        *outgoing.method_mut() = parts.method.clone();
+        *outgoing.uri_mut() = parts.uri.clone();
+        *outgoing.headers_mut() = headers;
+        let sent = recorded_request.as_ref().map(|_| Instant::now());
+        let upstream_response =
+            match send(&self.upstream, outgoing, &self.inject, peer, self.timeout).await {
+                Ok(answer) => answer,
+                Err(failure) => {
+                    return self.failed(
+                        &parts,
+                        started,
+                        failure.status,
+                        failure.title,
+                        &failure.why,
+                    );
+                }
+            };
         let (mut answer_parts, answer_body) = upstream_response.into_parts();
         strip_hop_by_hop(&mut answer_parts.headers);
-        let Some(request) = recorded_request else {
+        let (Some(request), Some(sent)) = (recorded_request, sent) else {
             let status = answer_parts.status.as_u16();
             // The upstream is fixed (GET /__envd/health names it): no need to format it
             // into every entry of the hot path.
             self.journal(&parts, started, status, "forwarded", None);
             return Response::from_parts(answer_parts, Either::Right(answer_body));
         };
+        let answer = Response::from_parts(answer_parts, answer_body);
+        Box::pin(self.record_answer(parts, request, answer, sent, started)).await
+    }
+
+    /// Reads a forwarded answer whole, records it, and releases it once it is durable.
+    async fn record_answer(
+        &self,
+        parts: hyper::http::request::Parts,
+        request: RecordedRequest,
+        answer: Response<Incoming>,
+        sent: Instant,
+        started: Instant,
+    ) -> Response<Body> {
+        let (answer_parts, answer_body) = answer.into_parts();
         let read = Limited::new(answer_body, self.limits.max_body_bytes).collect();
         let body = match tokio::time::timeout(self.timeout, read).await {
             Ok(Ok(collected)) => collected.to_bytes(),
             Ok(Err(error)) => {
                 let why = format!("the response body broke off: {error}");
-                return self.failed(&parts, started, 502, "upstream failed", &target, &why);
+                return self.failed(&parts, started, 502, "upstream failed", &why);
             }
             Err(_) => {
                 let why = format!("the response body did not arrive within {:?}", self.timeout);
-                return self.failed(&parts, started, 504, "upstream timed out", &target, &why);
+                return self.failed(&parts, started, 504, "upstream timed out", &why);
             }
         };
         let exchange = Exchange {
@@ -408,7 +453,7 @@ impl Proxy {
             // The upstream answered, but the exchange is not durable: say so rather than
             // hand out a response the recording will not have.
             let why = format!("the exchange could not be recorded: {error}");
-            return self.failed(&parts, started, 502, "recording failed", &target, &why);
+            return self.failed(&parts, started, 502, "recording failed", &why);
         }
         let journaled = journal::Exchange {
             request: journal::Message::copied(
@@ -462,9 +507,9 @@ impl Proxy {
         started: Instant,
         status: u16,
         title: &str,
-        target: &hyper::Uri,
         why: &str,
     ) -> Response<Body> {
+        let target = self.upstream.uri(parts.uri.path_and_query());
         let detail = format!("{} {target}: {why}", parts.method);
         tracing::warn!(%status, %detail, "upstream error");
         self.journal(parts, started, status, detail.clone(), None);
@@ -489,15 +534,15 @@ impl Proxy {
         note: impl Into<std::borrow::Cow<'static, str>>,
         exchange: Option<Box<journal::Exchange>>,
     ) {
-        let target = match parts.uri.query() {
-            Some(query) => format!("{}?{query}", parts.uri.path()),
-            None => parts.uri.path().to_owned(),
-        };
+        let target = parts
+            .uri
+            .path_and_query()
+            .map_or(parts.uri.path(), |target| target.as_str());
         self.replay.journal().record(Entry {
             seq: 0,
             at_ms: journal::now_ms(),
-            method: parts.method.to_string(),
-            target,
+            method: parts.method.as_str().to_owned(),
+            target: target.to_owned(),
             status,
             miss: false,
             matched: None,
@@ -505,7 +550,7 @@ impl Proxy {
             duration_us: started.elapsed().as_micros() as u64,
             trace_id: parts
                 .headers
-                .get("traceparent")
+                .get(TRACEPARENT)
                 .and_then(|value| value.to_str().ok())
                 .and_then(journal::trace_id),
             note: Some(note.into()),
@@ -543,10 +588,16 @@ fn header_pairs(headers: &hyper::HeaderMap) -> Vec<(&str, &str)> {
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Removes the headers that describe the hop, not the message: the standard ones and the
 /// ones a `Connection` header names.
 fn drop_hop_by_hop(headers: &mut hyper::HeaderMap) {
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(hyper::header::CONNECTION)
         .iter()
@@ -563,20 +614,29 @@ fn drop_hop_by_hop(headers: &mut hyper::HeaderMap) {
 /// Removes the hop-by-hop headers of an upstream's answer (Content-Length stays: it is
 /// still true of the body passed on).
 pub fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
-    use hyper::header::{CONNECTION, PROXY_AUTHENTICATE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
-    for name in [
-        CONNECTION,
-        PROXY_AUTHENTICATE,
-        TE,
-        TRAILER,
-        TRANSFER_ENCODING,
-        UPGRADE,
-    ] {
+    // Most messages carry none: one pass over the names is cheaper than a lookup for each
+    // hop-by-hop header.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
-    for name in ["keep-alive", "proxy-connection"] {
-        headers.remove(name);
-    }
+}
+
+const HOP_BY_HOP: [HeaderName; 8] = [
+    hyper::header::CONNECTION,
+    hyper::header::PROXY_AUTHENTICATE,
+    hyper::header::TE,
+    hyper::header::TRAILER,
+    hyper::header::TRANSFER_ENCODING,
+    hyper::header::UPGRADE,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+];
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.iter().any(|hop| hop == name)
 }
 
 /// An error and its causes on one line: `client error (Connect): tcp connect error: …`.
@@ -621,7 +681,7 @@ mod tests {
         check("X-Team: payments", Ok(("x-team", "payments")));
         check(
             "Authorization: Bearer ${MISSING}",
-            Err("--header \"Authorization: …\": the environment variable MISSING is not set"),
+            Err("--header \"Authorization: …\": ${MISSING} is not set in the environment"),
         );
         check(
             "no colon",

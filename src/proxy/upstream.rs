@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::header::HeaderValue;
 use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::Uri;
 use hyper_rustls::HttpsConnector;
@@ -33,6 +34,8 @@ pub struct Upstream {
     scheme: Scheme,
     authority: Authority,
     base_path: String,
+    /// The Host header for this upstream, made once rather than per request.
+    host_header: HeaderValue,
     client: Client<HttpsConnector<HttpConnector>, Body>,
 }
 
@@ -70,23 +73,43 @@ impl Upstream {
             return Err(invalid());
         }
         let base_path = uri.path().trim_end_matches('/').to_owned();
+        // As an HTTP client writes it: the port only when it is not the scheme's default.
+        let default_port = if scheme == Scheme::HTTPS { 443 } else { 80 };
+        let host = match authority.port_u16() {
+            Some(port) if port != default_port => format!("{}:{port}", authority.host()),
+            _ => authority.host().to_owned(),
+        };
+        let host_header = HeaderValue::from_str(&host).map_err(|_| invalid())?;
         Ok(Upstream {
             client: client(ca_cert)?,
             scheme,
             authority,
             base_path,
+            host_header,
         })
     }
 
     /// The upstream URI for a request's path and query.
     pub fn uri(&self, path_and_query: Option<&PathAndQuery>) -> Uri {
-        let tail = path_and_query.map(PathAndQuery::as_str).unwrap_or("/");
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(format!("{}{tail}", self.base_path))
-            .build()
-            .expect("a valid authority and an origin-form path make a valid URI")
+        let path_and_query = match (self.base_path.as_str(), path_and_query) {
+            // No base path: the request's own target, shared rather than parsed again.
+            ("", Some(path_and_query)) => path_and_query.clone(),
+            (base, tail) => {
+                let tail = tail.map(PathAndQuery::as_str).unwrap_or("/");
+                PathAndQuery::try_from(format!("{base}{tail}"))
+                    .expect("a base path and an origin-form target make a valid path")
+            }
+        };
+        let mut parts = hyper::http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(path_and_query);
+        Uri::from_parts(parts).expect("a scheme, an authority and a path make a valid URI")
+    }
+
+    /// The Host header a request to this upstream carries.
+    pub fn host_header(&self) -> &HeaderValue {
+        &self.host_header
     }
 
     /// The host name, for naming the provider of a recording.

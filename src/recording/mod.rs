@@ -57,7 +57,8 @@ pub struct Exchange {
 pub const MATCHED_REQUEST_HEADERS: &[&str] = &["accept", "content-type"];
 
 /// Headers that describe one hop, never the message (RFC 9110 §7.6.1), plus the ones the
-/// transport recomputes.
+/// transport recomputes (a replaying server sends its own Date; a recorded one would also
+/// make every second's answer a new interaction).
 pub const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
@@ -68,6 +69,7 @@ pub const HOP_BY_HOP: &[&str] = &[
     "transfer-encoding",
     "upgrade",
     "content-length",
+    "date",
 ];
 
 impl Exchange {

@@ -1,7 +1,7 @@
 //! `envd daemon` as a staging gateway: bearer tokens, routes, never an open proxy, TLS; and
 //! `envd proxy --target envd://…` through it.
 
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::harness::{get, http, run, Envd, Staging, Workdir};
@@ -198,4 +198,85 @@ fn a_laptop_proxy_reaches_staging_through_a_tls_gateway() {
         !recording.contains(TOKEN),
         "the gateway token reached the recording"
     );
+}
+
+#[test]
+fn routes_add_their_own_staging_credentials_from_the_gateways_environment() {
+    const STAGING_SECRET: &str = "stg-S3CRET-4242";
+    const PAYMENTS_SECRET: &str = "pay-S3CRET-9090";
+    let staging = Staging::start();
+    for (route, bearer) in [("users", STAGING_SECRET), ("payments", PAYMENTS_SECRET)] {
+        staging.mock(
+            Mock::given(method("GET"))
+                .and(path(format!("/{route}/v1/hello")))
+                .and(header("authorization", format!("Bearer {bearer}").as_str()))
+                .respond_with(ResponseTemplate::new(200).set_body_string(format!("hello {route}"))),
+        );
+    }
+    let work = Workdir::new();
+    let token = token_file(&work);
+    let config = work.write(
+        "routes.toml",
+        &format!(
+            "[routes.users]\nurl = \"{}/users\"\nheaders = {{ Authorization = \"Bearer ${{STAGING_TOKEN}}\" }}\n",
+            staging.uri()
+        ),
+    );
+    let payments = format!("payments={}/payments", staging.uri());
+    let gateway = Envd::daemon_with_env(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--token-file",
+            &token,
+            "--config",
+            &config.display().to_string(),
+            "--route",
+            &payments,
+            "--route-header",
+            "payments=Authorization: Bearer ${PAYMENTS_TOKEN}",
+        ],
+        &[
+            ("STAGING_TOKEN", STAGING_SECRET),
+            ("PAYMENTS_TOKEN", PAYMENTS_SECRET),
+        ],
+    )
+    .expect("gateway starts");
+    for route in ["users", "payments"] {
+        let reply = http("GET", &format!("{}/routes/{route}/v1/hello", gateway.url))
+            .header("authorization", &format!("Bearer {TOKEN}"))
+            .send();
+        assert_eq!(
+            (reply.status, reply.text()),
+            (200, format!("hello {route}")),
+            "staging admits the route's own credentials"
+        );
+    }
+    assert_eq!(staging.received().len(), 2);
+    let log = gateway.stderr();
+    for secret in [STAGING_SECRET, PAYMENTS_SECRET, TOKEN] {
+        assert!(!log.contains(secret), "a credential reached the log: {log}");
+    }
+
+    for (file, config, expected) in [
+        (
+            "missing.toml",
+            "[routes]\nusers = { url = \"http://127.0.0.1:9\", headers = { Authorization = \"Bearer ${ENVD_TEST_UNSET}\" } }\n",
+            "missing.toml: routes.users.headers.Authorization: ${ENVD_TEST_UNSET} is not set in the environment",
+        ),
+        ("broken.toml", "[routes]\nusers = \n", "broken.toml: 2:"),
+    ] {
+        let config = work.write(file, config).display().to_string();
+        let (code, _, stderr) = run(&[
+            "daemon",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-file",
+            &token,
+            "--config",
+            &config,
+        ]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
 }

@@ -128,6 +128,10 @@ fn a_recording_replays_the_same_answers() {
         json!({"id": 1, "name": "lamp"})
     );
     assert_eq!(interactions[1]["response"]["body"]["content"], "created");
+    assert!(
+        interactions[0]["response"]["headers"].get("Date").is_none(),
+        "Date is the replaying server's: {pact:#}"
+    );
     assert!(interactions[0]["metadata"]["envd"]["latencyMs"]
         .as_f64()
         .is_some());
@@ -315,6 +319,73 @@ fn upstream_failures_become_problems_and_the_proxy_survives() {
         journal["entries"][0]["status"], 504,
         "the miss is journaled"
     );
+}
+
+/// An HTTPS staging service that speaks only HTTP/2 (ALPN `h2`, nothing else) and answers
+/// with the protocol version and path it received.
+fn http2_only_staging(work: &Workdir) -> (String, String, tokio::runtime::Runtime) {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("certificate");
+    let cert = work.write("cert.pem", &generated.cert.pem());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(generated.key_pair.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![generated.cert.der().clone()], key)
+        .expect("TLS identity");
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    runtime.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    |request: hyper::Request<hyper::body::Incoming>| async move {
+                        let seen = format!("{:?} {}", request.version(), request.uri().path());
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from(seen)),
+                        ))
+                    },
+                );
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+            });
+        }
+    });
+    (url, cert.display().to_string(), runtime)
+}
+
+#[test]
+fn an_https_upstream_offering_http2_is_reached_over_http2() {
+    let work = Workdir::new();
+    let (target, cert, _staging) = http2_only_staging(&work);
+    let proxy =
+        Envd::start("proxy", &["--target", &target, "--ca-cert", &cert]).expect("proxy starts");
+    for _ in 0..2 {
+        let reply = get(&format!("{}/v1/hello", proxy.url));
+        assert_eq!(
+            (reply.status, reply.text().as_str()),
+            (200, "HTTP/2.0 /v1/hello"),
+            "the upstream saw HTTP/2"
+        );
+    }
 }
 
 #[test]
