@@ -17,5 +17,6 @@ pub mod recording;
 pub mod runtime;
 pub mod server;
 pub mod stub;
+pub mod tls;
 pub mod vars;
 pub mod verify;

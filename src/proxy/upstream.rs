@@ -139,31 +139,10 @@ pub fn gateway_route(target: &str) -> Option<(&'static str, &str, &str)> {
 fn client(
     ca_cert: Option<&Path>,
 ) -> Result<Client<HttpsConnector<HttpConnector>, Body>, UpstreamError> {
-    let mut roots = rustls::RootCertStore::empty();
-    // Unreadable system certificates are skipped, not fatal: a private CA may be all that
-    // is needed.
-    for certificate in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(certificate);
-    }
-    if let Some(path) = ca_cert {
-        let ca_error = |reason: String| UpstreamError::CaCert {
-            path: path.to_owned(),
-            reason,
-        };
-        use rustls::pki_types::pem::PemObject;
-        let certificates: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(path)
-            .map_err(|error| ca_error(error.to_string()))?
-            .collect::<Result<_, _>>()
-            .map_err(|error| ca_error(error.to_string()))?;
-        if certificates.is_empty() {
-            return Err(ca_error("expected PEM certificates, found none".into()));
-        }
-        for certificate in certificates {
-            roots
-                .add(certificate)
-                .map_err(|error| ca_error(error.to_string()))?;
-        }
-    }
+    let roots = crate::tls::roots(true, ca_cert).map_err(|reason| UpstreamError::CaCert {
+        path: ca_cert.unwrap_or(Path::new("")).to_owned(),
+        reason,
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -65,65 +65,100 @@ fn unprivileged(program: &str) -> Command {
     command
 }
 
-/// The test run's server. It stops, and its directory goes, when the test binary exits:
-/// the shell that started it waits on a pipe only this process holds.
+/// A test server. It stops, and its directory goes, when it is dropped or the test binary
+/// exits: the shell that started it waits on a pipe only this process holds.
 struct Server {
     dir: PathBuf,
+    /// Its TCP port on 127.0.0.1 when it listens there (the Unix socket is named by it too).
+    port: Option<u16>,
     _watchdog: Child,
     _stdin: Mutex<ChildStdin>,
 }
 
+/// The test run's server: Unix socket only.
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("envd-pg-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        if is_root() {
-            // SAFETY: a valid C string path; chown has no other preconditions.
-            let path = std::ffi::CString::new(dir.display().to_string()).unwrap();
-            assert_eq!(unsafe { libc::chown(path.as_ptr(), NOBODY, NOBODY) }, 0);
-        }
-        let data = dir.join("data");
-        let initdb = unprivileged(&program("initdb"))
-            .args(["-D", &data.display().to_string()])
-            .args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"])
-            .output()
-            .expect("initdb");
-        assert!(
-            initdb.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&initdb.stderr)
-        );
-        let script = format!(
-            "{} -D data -k {dir} -c listen_addresses= -c fsync=off >log 2>&1 & pid=$!; read _; kill -INT $pid; wait $pid; cd /; rm -rf {dir}",
-            program("postgres"),
-            dir = dir.display()
-        );
-        let mut watchdog = unprivileged("sh")
-            .args(["-c", &script])
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("start postgres");
-        let stdin = watchdog.stdin.take().unwrap();
-        let server = Server {
-            dir,
-            _watchdog: watchdog,
-            _stdin: Mutex::new(stdin),
-        };
-        eventually(
-            || postgres::Client::connect(&server.url("postgres"), postgres::NoTls).ok(),
-            "the test PostgreSQL server to accept connections",
-        );
-        server
-    })
+    SERVER.get_or_init(|| start("envd-pg", None, |_| Vec::new()))
+}
+
+/// A server in a directory named after `name`, listening on `port` of 127.0.0.1 too when
+/// given; `prepare` gets the directory (the data directory is `data` in it) before it
+/// starts, and what it writes there goes to the server's user.
+fn start(name: &str, port: Option<u16>, prepare: impl FnOnce(&Path) -> Vec<String>) -> Server {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("data");
+    chown_nobody(&dir);
+    let initdb = unprivileged(&program("initdb"))
+        .args(["-D", &data.display().to_string()])
+        .args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ])
+        .output()
+        .expect("initdb");
+    assert!(
+        initdb.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&initdb.stderr)
+    );
+    let mut options = prepare(&dir);
+    for entry in fs::read_dir(&dir).unwrap() {
+        chown_nobody(&entry.unwrap().path());
+    }
+    match port {
+        Some(port) => options.push(format!("-c listen_addresses=127.0.0.1 -p {port}")),
+        None => options.push("-c listen_addresses=".into()),
+    }
+    let script = format!(
+        "{} -D data -k {dir} -c fsync=off {} >log 2>&1 & pid=$!; read _; kill -INT $pid; wait $pid; cd /; rm -rf {dir}",
+        program("postgres"),
+        options.join(" "),
+        dir = dir.display()
+    );
+    let mut watchdog = unprivileged("sh")
+        .args(["-c", &script])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start postgres");
+    let stdin = watchdog.stdin.take().unwrap();
+    let server = Server {
+        dir,
+        port,
+        _watchdog: watchdog,
+        _stdin: Mutex::new(stdin),
+    };
+    eventually(
+        || postgres::Client::connect(&server.url("postgres"), postgres::NoTls).ok(),
+        "the test PostgreSQL server to accept connections",
+    );
+    server
+}
+
+/// Hands `path` to the server's user when the tests run as root.
+fn chown_nobody(path: &Path) {
+    if is_root() {
+        // SAFETY: a valid C string path; chown has no other preconditions.
+        let path = std::ffi::CString::new(path.display().to_string()).unwrap();
+        assert_eq!(unsafe { libc::chown(path.as_ptr(), NOBODY, NOBODY) }, 0);
+    }
 }
 
 impl Server {
     /// A URL for database `name` on the Unix socket.
     fn url(&self, name: &str) -> String {
         let host = self.dir.display().to_string().replace('/', "%2F");
-        format!("postgres://postgres@{host}/{name}")
+        match self.port {
+            Some(port) => format!("postgres://postgres@{host}:{port}/{name}"),
+            None => format!("postgres://postgres@{host}/{name}"),
+        }
     }
 
     /// A new database `name` holding `sql`; its URL.
@@ -417,10 +452,8 @@ fn shop_manifest(home: &Home, fixture: &Path, query: &str, schema: Option<&str>)
     if is_root() {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        let path = std::ffi::CString::new(db.display().to_string()).unwrap();
-        // SAFETY: a valid C string path; chown has no other preconditions.
-        assert_eq!(unsafe { libc::chown(path.as_ptr(), NOBODY, NOBODY) }, 0);
     }
+    chown_nobody(&db);
     manifest
 }
 
@@ -628,4 +661,127 @@ fn a_service_dependency_with_its_own_tables_inserts_after_the_fixture() {
         assert!(logs.contains(line), "{line}: {logs}");
     }
     assert_eq!(home.envd(&["down", &id]).code, Some(0));
+}
+
+/// A free port on 127.0.0.1 for a server that cannot be handed a bound socket.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A CA, and a certificate it signs for `localhost` with its key (PEM).
+fn certificates() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "envd test CA");
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let certificate = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    (ca.pem(), certificate.pem(), key.serialize_pem())
+}
+
+/// A server that takes TCP connections over TLS only, with a certificate for `localhost`:
+/// sampled with `verify-full` and its CA; refused with another CA, another host name or
+/// no TLS, each failure named.
+#[test]
+fn a_source_over_tls_is_trusted_only_as_sslmode_says() {
+    let (ca, certificate, key) = certificates();
+    let (other_ca, _, _) = certificates();
+    let port = free_port();
+    let server = start("envd-pg-tls", Some(port), |dir| {
+        fs::write(dir.join("server.crt"), &certificate).unwrap();
+        fs::write(dir.join("server.key"), &key).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir.join("server.key"), fs::Permissions::from_mode(0o600)).unwrap();
+        // TLS or nothing over TCP: a sample that works went over TLS.
+        fs::write(
+            dir.join("data/pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .unwrap();
+        let file = |name: &str| dir.join(name).display().to_string();
+        vec![format!(
+            "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            file("server.crt"),
+            file("server.key")
+        )]
+    });
+    server.database("tls_shop", SHOP);
+    let work = Workdir::new();
+    let ca = work.write("ca.pem", &ca).display().to_string();
+    let other_ca = work.write("other-ca.pem", &other_ca).display().to_string();
+    let url =
+        |host: &str, query: &str| format!("postgres://postgres@{host}:{port}/tls_shop?{query}");
+    let out = work.path("fixture").display().to_string();
+
+    let trusted = url(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
+    sample(&[
+        &trusted,
+        "--out",
+        &out,
+        "--table",
+        "customers",
+        "--rows",
+        "5",
+    ]);
+    assert!(work.path("fixture/customers.csv").exists());
+    let (code, stdout, stderr) = run(&["fixture", "check", &trusted, "--against", &out]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let (code, _, stderr) = run(&[
+        "sample",
+        &url("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca}")),
+        "--out",
+        &work.path("by-ip").display().to_string(),
+        "--table",
+        "customers",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for query in ["sslmode=require", "sslmode=allow", ""] {
+        let (code, _, stderr) = run(&[
+            "sample",
+            &url("localhost", query),
+            "--out",
+            &work.path("unchecked").display().to_string(),
+            "--table",
+            "customers",
+        ]);
+        assert_eq!(code, Some(0), "{query}: {stderr}");
+    }
+
+    let refused: &[(String, String)] = &[
+        (
+            url("localhost", &format!("sslmode=verify-full&sslrootcert={other_ca}")),
+            format!("TLS with localhost (sslmode=verify-full, sslrootcert {other_ca}): the server's certificate is not signed by a CA of sslrootcert {other_ca}"),
+        ),
+        (
+            url("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca}")),
+            "TLS with 127.0.0.1 (sslmode=verify-full, sslrootcert".to_owned()
+                + &format!(" {ca}): the server's certificate is not issued for host 127.0.0.1"),
+        ),
+        (url("localhost", "sslmode=disable"), "no encryption".to_owned()),
+        (url("localhost", "sslmode=verify-full"), "sslmode=verify-full: needs sslrootcert=FILE".to_owned()),
+        (url("localhost", "sslmode=verify"), "sslmode=verify: expected one of disable, allow, prefer, require, verify-ca, verify-full".to_owned()),
+    ];
+    for (source, expected) in refused {
+        let (code, _, stderr) = run(&[
+            "sample",
+            source,
+            "--out",
+            &work.path("refused").display().to_string(),
+        ]);
+        assert_eq!(code, Some(2), "{source}: {stderr}");
+        assert!(stderr.contains(expected.as_str()), "{source}: {stderr}");
+    }
 }
