@@ -522,7 +522,7 @@ fn a_service_dependency_gets_its_fixture_before_the_service_under_test_starts() 
 
 /// Plans and accounts as an application makes them: keys from an identity and a `serial`,
 /// a second identity, defaults, a generated column, checks; and notes, one of whose
-/// values is larger than a file's field cap.
+/// values is larger than a file's field cap; invoices in a schema of their own.
 const ACCOUNTS: &str = "
 CREATE TABLE plans (id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name text NOT NULL UNIQUE, price numeric(8,2) NOT NULL CHECK (price >= 0));
@@ -538,6 +538,9 @@ INSERT INTO accounts (plan, status, email) SELECT i % 20 + 1,
 CREATE TABLE notes (id integer PRIMARY KEY, body text);
 INSERT INTO notes SELECT i, 'note ' || i FROM generate_series(1, 50) i;
 INSERT INTO notes VALUES (51, repeat('ünïcode, \"quoted\"', 20000));
+CREATE SCHEMA billing;
+CREATE TABLE billing.invoices (id serial PRIMARY KEY, total integer NOT NULL DEFAULT 0);
+INSERT INTO billing.invoices (total) SELECT i FROM generate_series(1, 300) i;
 ";
 
 /// `SQL`'s single value, as text.
@@ -623,6 +626,49 @@ fn a_loaded_fixture_inserts_and_refuses_like_its_source() {
     // The long value is the source's, whole.
     let body = "SELECT md5(body) || length(body) FROM notes WHERE id = 51";
     assert_eq!(top(body), value(server, &url, body));
+
+    // Outside `public`, a default still names its own schema's sequence.
+    let billing = work.path("billing");
+    sample(&[
+        &url,
+        "--schema",
+        "billing",
+        "--out",
+        billing.to_str().unwrap(),
+        "--rows",
+        "10",
+    ]);
+    let copy = server.database("billing_copy", "");
+    let psql = Command::new(program("psql"))
+        .args([
+            copy.as_str(),
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-f",
+            "load.sql",
+        ])
+        .current_dir(&billing)
+        .output()
+        .unwrap();
+    assert!(
+        psql.status.success(),
+        "{}",
+        String::from_utf8_lossy(&psql.stderr)
+    );
+    let next = value(
+        server,
+        &copy,
+        "SELECT (max(id) + 1)::text FROM billing.invoices",
+    );
+    assert_eq!(
+        value(
+            server,
+            &copy,
+            "INSERT INTO billing.invoices DEFAULT VALUES RETURNING id::text || ',' || total"
+        ),
+        format!("{next},0")
+    );
 }
 
 /// A `service` dependency whose database already has the fixture's tables (and a sequence
