@@ -751,7 +751,8 @@ fn a_source_over_tls_is_trusted_only_as_sslmode_says() {
         // TLS or nothing over TCP: a sample that works went over TLS.
         fs::write(
             dir.join("data/pg_hba.conf"),
-            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+            "local all all trust\nhostssl all binder 127.0.0.1/32 scram-sha-256\n\
+             hostssl all all 127.0.0.1/32 trust\n",
         )
         .unwrap();
         let file = |name: &str| dir.join(name).display().to_string();
@@ -761,7 +762,11 @@ fn a_source_over_tls_is_trusted_only_as_sslmode_says() {
             file("server.key")
         )]
     });
-    server.database("tls_shop", SHOP);
+    let admin = server.database("tls_shop", SHOP);
+    server.execute(
+        &admin,
+        "CREATE ROLE binder LOGIN PASSWORD 'pw'; GRANT SELECT ON ALL TABLES IN SCHEMA public TO binder",
+    );
     let work = Workdir::new();
     let ca = work.write("ca.pem", &ca).display().to_string();
     let other_ca = work.write("other-ca.pem", &other_ca).display().to_string();
@@ -790,6 +795,19 @@ fn a_source_over_tls_is_trusted_only_as_sslmode_says() {
         &url("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca}")),
         "--out",
         &work.path("by-ip").display().to_string(),
+        "--table",
+        "customers",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // SCRAM bound to the TLS session: the server proves it holds the certificate it showed.
+    let bound = format!(
+        "postgres://binder:pw@localhost:{port}/tls_shop?sslmode=require&channel_binding=require"
+    );
+    let (code, _, stderr) = run(&[
+        "sample",
+        &bound,
+        "--out",
+        &work.path("bound").display().to_string(),
         "--table",
         "customers",
     ]);
