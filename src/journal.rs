@@ -8,6 +8,7 @@
 //! taken on the hot path, turned into text only when someone reads the journal. Secret
 //! request headers are kept by name only, so no credential is ever held here.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,7 +32,7 @@ pub struct Entry {
     pub seq: u64,
     /// Milliseconds since the Unix epoch when the request arrived.
     pub at_ms: u64,
-    pub method: String,
+    pub method: Cow<'static, str>,
     /// Path and query as received.
     pub target: String,
     pub status: u16,
@@ -50,7 +51,7 @@ pub struct Entry {
     pub trace_id: Option<String>,
     /// What a proxy did with it: forwarded (and recorded), replayed, or why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<std::borrow::Cow<'static, str>>,
+    pub note: Option<Cow<'static, str>>,
     /// What was exchanged, when the dependency itself answered: a stub's match, a proxy's
     /// recorded exchange. Misses, injected faults and streamed pass-through keep none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,7 +68,9 @@ pub struct Exchange {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Message {
-    /// Requests: the headers a recording keeps, secret ones valued `<redacted>`; responses: as answered. Shared with the answer, never copied.
+    /// Requests: the headers a recording keeps, secret ones valued `<redacted>`;
+    /// responses: as answered (a recording proxy's: as recorded, see
+    /// [`Exchange::redacted`]). Shared with the answer, never copied.
     #[serde(default, with = "shared_headers")]
     pub headers: Arc<[(String, String)]>,
     /// UTF-8 text as a string, anything else as `{"base64": …}`; at most [`BODY_CAP`].
@@ -105,6 +108,43 @@ impl Message {
             headers,
             body: Bytes::copy_from_slice(&body[..body.len().min(BODY_CAP)]),
             truncated,
+        }
+    }
+}
+
+impl Exchange {
+    /// What a recording proxy's journal shows of an exchange: what the recording holds,
+    /// and no more. Headers as recorded (secret ones by name only, valued `<redacted>`),
+    /// bodies as [`Redaction::body`](crate::recording::Redaction::body) leaves them. A
+    /// journal never holds a secret that the recording redacts.
+    pub fn redacted(
+        wire: &crate::recording::Wire<'_>,
+        redaction: &crate::recording::Redaction,
+    ) -> Exchange {
+        use hyper::header::{HeaderName, HeaderValue};
+        let pair = |(name, value): (&HeaderName, &HeaderValue)| {
+            let value = if redaction.is_secret_header(name.as_str()) {
+                crate::recording::redact::PLACEHOLDER
+            } else {
+                value.to_str().ok()?
+            };
+            Some((name.as_str().to_owned(), value.to_owned()))
+        };
+        let request: Vec<_> = wire
+            .request_headers
+            .iter()
+            .map(|(name, value)| (name, value))
+            .filter_map(pair)
+            .collect();
+        let response: Vec<_> = wire
+            .response_headers
+            .iter()
+            .filter(|(name, _)| crate::recording::records_response_header(name.as_str()))
+            .filter_map(pair)
+            .collect();
+        Exchange {
+            request: Message::copied(request.into(), wire.request_body),
+            response: Message::copied(response.into(), wire.response_body),
         }
     }
 }
@@ -289,7 +329,7 @@ impl Entry {
         };
         Some(crate::recording::Exchange {
             request: crate::recording::RecordedRequest {
-                method: self.method.clone(),
+                method: self.method.to_string(),
                 path: crate::matching::percent_decoded(path),
                 query,
                 headers: exchange.request.headers.to_vec(),
@@ -355,6 +395,17 @@ pub fn contract(entries: &[Entry], consumer: &str, provider: &str, infer: bool) 
     Contract {
         recording,
         truncated,
+    }
+}
+
+/// A request method as an entry keeps it: the standard ones without an allocation.
+pub fn method(method: &str) -> Cow<'static, str> {
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    match STANDARD.iter().find(|standard| **standard == method) {
+        Some(standard) => Cow::Borrowed(standard),
+        None => Cow::Owned(method.to_owned()),
     }
 }
 

@@ -296,7 +296,8 @@ async fn sweep_idle(connections: Arc<Connections>, every: Duration) {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks a mutex whose data stays valid when a holder panicked (every use here).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -508,6 +509,10 @@ pub fn json_reply(value: &serde_json::Value) -> Reply {
 
 /// Reads a whole request body within the limits; the error is the reply to send instead.
 pub async fn read_body(body: Incoming, limits: Limits) -> Result<Bytes, Reply> {
+    // Most requests have none (a GET, Content-Length: 0): nothing to limit or wait for.
+    if hyper::body::Body::is_end_stream(&body) {
+        return Ok(Bytes::new());
+    }
     let collect = Limited::new(body, limits.max_body_bytes).collect();
     match tokio::time::timeout(limits.read_timeout, collect).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),

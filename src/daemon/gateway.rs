@@ -333,7 +333,8 @@ impl Handler for Gateway {
         parts.headers.remove(hyper::header::AUTHORIZATION);
         let upstream = &route.upstream;
         let request = Request::from_parts(parts, Either::Right(body));
-        match proxy::send(upstream, request, &route.inject, peer, self.timeout).await {
+        let since = std::time::Instant::now();
+        match proxy::send(upstream, request, &route.inject, peer, self.timeout, since).await {
             Ok(answer) => {
                 let (mut answer_parts, answer_body) = answer.into_parts();
                 proxy::strip_hop_by_hop(&mut answer_parts.headers);

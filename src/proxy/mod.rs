@@ -3,31 +3,35 @@
 //!
 //! Pass-through traffic is streamed both ways. When recording, both bodies are buffered
 //! (they are recorded whole) and the response is released only once its exchange is durable
-//! (see `recording::recorder`).
+//! (see `recording::recorder`). An exchange that repeats one already recorded is known by
+//! its fingerprint and released at once: it is durable already.
 
+mod deadline;
 mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
+use hyper::http::request::Parts;
 use hyper::{Method, Request, Response};
 use serde_json::json;
 
 pub use upstream::{gateway_route, Upstream, UpstreamError};
 
 use crate::contract::ContractError;
-use crate::faults::Outcome;
+use crate::faults::{Decision, Outcome};
 use crate::journal::{self, Entry};
 use crate::matching::Received;
 use crate::recording::recorder::{RecordError, Recorder};
-use crate::recording::{Exchange, RecordedRequest, RecordedResponse, Redaction};
+use crate::recording::{records_request_header, Exchange, Fingerprint, Redaction, Wire};
 use crate::server::{
-    self, faults_admin, json_reply, problem, read_body, response, with_faults, Body, Handler,
+    self, faults_admin, json_reply, lock, problem, read_body, response, with_faults, Body, Handler,
     Limits,
 };
 use crate::stub::{Catalog, Stub};
@@ -88,6 +92,9 @@ pub struct Proxy {
     spy: bool,
     timeout: Duration,
     limits: Limits,
+    /// Exchanges known to be durable in the recording, by fingerprint, with what the
+    /// journal shows of them: a repeat is recorded already (see `forward_recorded`).
+    known: Mutex<foldhash::HashMap<Fingerprint, journal::Exchange>>,
 }
 
 /// Starts the proxy, calls `listening` with the bound address and the proxy's journal, and
@@ -127,6 +134,7 @@ pub async fn run(
         spy: options.spy,
         timeout: options.timeout,
         limits: options.limits,
+        known: Mutex::default(),
     });
     tracing::info!(upstream = %proxy.upstream, recording = ?options.record, spy = options.spy, "proxy ready");
     listening(address, proxy.replay.journal().clone());
@@ -154,6 +162,7 @@ pub struct Failure {
 /// Sends a client's request on to `upstream`: its origin-form target goes under the
 /// upstream's base path, end-to-end headers are kept (Host becomes the upstream's),
 /// X-Forwarded-For/-Proto/-Host are added and `inject` is set over whatever the client sent.
+/// The upstream has `timeout` from `since`, when the request arrived.
 ///
 /// This is the pass-through hot path: the client's header table is rewritten in place (no
 /// copy), and nothing is formatted that a request does not need.
@@ -163,6 +172,7 @@ pub async fn send(
     inject: &[(HeaderName, HeaderValue)],
     peer: SocketAddr,
     timeout: Duration,
+    since: Instant,
 ) -> Result<Response<Incoming>, Failure> {
     *request.uri_mut() = upstream.uri(request.uri().path_and_query());
     // The client's protocol is not the upstream's: the pool speaks what the upstream offers.
@@ -191,14 +201,16 @@ pub async fn send(
     for (name, value) in inject {
         headers.insert(name.clone(), value.clone());
     }
-    match tokio::time::timeout(timeout, upstream.client().request(request)).await {
-        Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(error)) => Err(Failure {
+    let answer = upstream.client().request(request);
+    let deadline = tokio::time::Instant::from_std(since) + timeout;
+    match deadline::within(upstream.timers(), deadline, answer).await {
+        Some(Ok(answer)) => Ok(answer),
+        Some(Err(error)) => Err(Failure {
             status: 502,
             title: "upstream failed",
             why: chain(&error),
         }),
-        Err(_) => Err(Failure {
+        None => Err(Failure {
             status: 504,
             title: "upstream timed out",
             why: format!("no answer within {timeout:?}"),
@@ -289,97 +301,85 @@ impl Handler for Proxy {
             let admin = parts.uri.path().trim_start_matches("/__envd/");
             return response(self.admin(&parts.method, admin, &body));
         }
-        let buffer = self.recorder.is_some();
+        if let Some(recorder) = &self.recorder {
+            return Box::pin(self.record(recorder, request, peer, started)).await;
+        }
         let (parts, body) = request.into_parts();
-        let body = if buffer {
-            match Box::pin(read_body(body, self.limits)).await {
-                Ok(bytes) => Either::Left(Full::new(bytes)),
-                Err(reply) => return response(reply),
-            }
-        } else {
-            Either::Right(body)
-        };
-        if self.spy {
-            if let Either::Left(full) = &body {
-                let bytes = full
-                    .clone()
-                    .collect()
-                    .await
-                    .map(|c| c.to_bytes())
-                    .unwrap_or_default();
-                let headers = header_pairs(&parts.headers);
-                let received = Received {
-                    method: parts.method.as_str(),
-                    path: parts.uri.path(),
-                    query: parts.uri.query(),
-                    headers: &headers,
-                };
-                if let Some((reply, decision)) = self.replay.replay(received, bytes, started) {
-                    return with_faults(decision, async { response(reply) }).await;
-                }
+        match self.decide(&parts, started) {
+            None => self.pass(parts, body, peer, started).await,
+            decision => {
+                Box::pin(with_faults(decision, self.pass(parts, body, peer, started))).await
             }
         }
+    }
+}
+
+/// Repeats of this many distinct exchanges are known without asking the recorder; past it
+/// the list starts anew (a repeat then costs what a new exchange costs, once). Its
+/// journal views hold no more than the journal itself may.
+const KNOWN_EXCHANGES: usize = journal::DEFAULT_CAPACITY;
+
+impl Proxy {
+    /// The fault decision for a forwarded request (faults off: one atomic load). A fault
+    /// answered instead of the upstream is journaled here.
+    fn decide(&self, parts: &Parts, started: Instant) -> Option<Decision> {
         let faults = self.replay.faults();
-        let decision = if faults.is_on() {
-            // Forwarded requests are known by what a recording would call them.
-            let path = crate::matching::percent_decoded(parts.uri.path());
-            let description = match parts.uri.query().filter(|query| !query.is_empty()) {
-                Some(query) => format!("{} {path}?{query}", parts.method),
-                None => format!("{} {path}", parts.method),
-            };
-            faults.decide(Some(&description), None)
-        } else {
-            None
+        if !faults.is_on() {
+            return None;
+        }
+        // Forwarded requests are known by what a recording would call them.
+        let path = crate::matching::percent_decoded(parts.uri.path());
+        let description = match parts.uri.query().filter(|query| !query.is_empty()) {
+            Some(query) => format!("{} {path}?{query}", parts.method),
+            None => format!("{} {path}", parts.method),
         };
-        if let Some(decision) = decision.filter(|d| d.outcome != Outcome::Answer) {
+        let decision = faults.decide(Some(&description), None)?;
+        if decision.outcome != Outcome::Answer {
             let note = format!("injected fault: {decision}; not forwarded");
             let status = match decision.outcome {
                 Outcome::Error(status) => status,
                 // A reset sends no status.
                 _ => 0,
             };
-            self.journal(&parts, started, status, note, None);
+            self.journal(parts, started, status, note, None);
         }
-        match decision {
-            None => self.forward(parts, body, peer, started).await,
-            decision => {
-                Box::pin(with_faults(
-                    decision,
-                    self.forward(parts, body, peer, started),
-                ))
-                .await
-            }
-        }
+        Some(decision)
     }
-}
 
-impl Proxy {
-    async fn forward(
+    /// Streams a request to the upstream and its answer back.
+    async fn pass(
         &self,
-        mut parts: hyper::http::request::Parts,
-        body: Body,
+        mut parts: Parts,
+        body: Incoming,
         peer: SocketAddr,
         started: Instant,
     ) -> Response<Body> {
-        let recorded_request = match &body {
-            Either::Left(full) => Some(RecordedRequest {
-                method: parts.method.to_string(),
-                path: crate::matching::percent_decoded(parts.uri.path()),
-                query: parts.uri.query().map(str::to_owned),
-                headers: header_pairs(&parts.headers)
-                    .into_iter()
-                    .map(|(name, value)| (name.to_owned(), value.to_owned()))
-                    .collect(),
-                body: full
-                    .clone()
-                    .collect()
-                    .await
-                    .map(|c| c.to_bytes())
-                    .unwrap_or_default(),
-            }),
-            Either::Right(_) => None,
-        };
-        // The header table goes upstream as it is; the journal keeps only the trace id.
+        match self
+            .send(&mut parts, Either::Right(body), peer, started)
+            .await
+        {
+            Ok(answer) => {
+                let (mut answer_parts, answer_body) = answer.into_parts();
+                strip_hop_by_hop(&mut answer_parts.headers);
+                let status = answer_parts.status.as_u16();
+                // The upstream is fixed (GET /__envd/health names it): no need to format
+                // it into every entry of the hot path.
+                self.journal(&parts, started, status, "forwarded", None);
+                Response::from_parts(answer_parts, Either::Right(answer_body))
+            }
+            Err(failed) => failed,
+        }
+    }
+
+    /// Sends a request upstream. Its header table goes as it is (rewritten in place);
+    /// `parts` keep only the trace id, for the journal. The error is the answer to send.
+    async fn send(
+        &self,
+        parts: &mut Parts,
+        body: Body,
+        peer: SocketAddr,
+        started: Instant,
+    ) -> Result<Response<Incoming>, Response<Body>> {
         let headers = std::mem::take(&mut parts.headers);
         if let Some(traceparent) = headers.get(TRACEPARENT) {
             parts.headers.insert(TRACEPARENT, traceparent.clone());
@@ -388,100 +388,150 @@ impl Proxy {
         *outgoing.method_mut() = parts.method.clone();
         *outgoing.uri_mut() = parts.uri.clone();
         *outgoing.headers_mut() = headers;
-        let sent = recorded_request.as_ref().map(|_| Instant::now());
-        let upstream_response =
-            match send(&self.upstream, outgoing, &self.inject, peer, self.timeout).await {
-                Ok(answer) => answer,
-                Err(failure) => {
-                    return self.failed(
-                        &parts,
-                        started,
-                        failure.status,
-                        failure.title,
-                        &failure.why,
-                    );
-                }
-            };
-        let (mut answer_parts, answer_body) = upstream_response.into_parts();
-        strip_hop_by_hop(&mut answer_parts.headers);
-        let (Some(request), Some(sent)) = (recorded_request, sent) else {
-            let status = answer_parts.status.as_u16();
-            // The upstream is fixed (GET /__envd/health names it): no need to format it
-            // into every entry of the hot path.
-            self.journal(&parts, started, status, "forwarded", None);
-            return Response::from_parts(answer_parts, Either::Right(answer_body));
-        };
-        let answer = Response::from_parts(answer_parts, answer_body);
-        Box::pin(self.record_answer(parts, request, answer, sent, started)).await
+        send(
+            &self.upstream,
+            outgoing,
+            &self.inject,
+            peer,
+            self.timeout,
+            started,
+        )
+        .await
+        .map_err(|failure| self.failed(parts, started, failure.status, failure.title, &failure.why))
     }
 
-    /// Reads a forwarded answer whole, records it, and releases it once it is durable.
-    async fn record_answer(
+    /// With a recorder: the request body is read whole; in spy mode the recording answers
+    /// what it matches; the rest is forwarded and recorded.
+    async fn record(
         &self,
-        parts: hyper::http::request::Parts,
-        request: RecordedRequest,
-        answer: Response<Incoming>,
-        sent: Instant,
+        recorder: &Recorder,
+        request: Request<Incoming>,
+        peer: SocketAddr,
         started: Instant,
     ) -> Response<Body> {
-        let (answer_parts, answer_body) = answer.into_parts();
+        let (parts, body) = request.into_parts();
+        let body = match read_body(body, self.limits).await {
+            Ok(body) => body,
+            Err(reply) => return response(reply),
+        };
+        if self.spy {
+            let headers = header_pairs(&parts.headers);
+            let received = Received {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query: parts.uri.query(),
+                headers: &headers,
+            };
+            if let Some((reply, decision)) = self.replay.replay(received, body.clone(), started) {
+                return with_faults(decision, async { response(reply) }).await;
+            }
+        }
+        // What a recording keeps of the request's headers, taken before they go upstream
+        // (shared, not copied).
+        let kept: Vec<(HeaderName, HeaderValue)> = parts
+            .headers
+            .iter()
+            .filter(|(name, _)| records_request_header(&self.redaction, name.as_str()))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let decision = self.decide(&parts, started);
+        with_faults(
+            decision,
+            self.forward_recorded(recorder, parts, body, kept, peer, started),
+        )
+        .await
+    }
+
+    /// Forwards a request, reads the answer whole, and releases it once its exchange is
+    /// durable. A repeat of an exchange already recorded is known by its fingerprint: it
+    /// is durable already, so it costs a hash instead of an interaction and a trip to the
+    /// recorder.
+    async fn forward_recorded(
+        &self,
+        recorder: &Recorder,
+        mut parts: Parts,
+        body: Bytes,
+        kept: Vec<(HeaderName, HeaderValue)>,
+        peer: SocketAddr,
+        started: Instant,
+    ) -> Response<Body> {
+        let sent = Instant::now();
+        let upstream = Either::Left(Full::new(body.clone()));
+        let answer = match self.send(&mut parts, upstream, peer, started).await {
+            Ok(answer) => answer,
+            Err(failed) => return failed,
+        };
+        let (mut answer_parts, answer_body) = answer.into_parts();
+        strip_hop_by_hop(&mut answer_parts.headers);
         let read = Limited::new(answer_body, self.limits.max_body_bytes).collect();
-        let body = match tokio::time::timeout(self.timeout, read).await {
-            Ok(Ok(collected)) => collected.to_bytes(),
-            Ok(Err(error)) => {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let answer_body = match deadline::within(self.upstream.timers(), deadline, read).await {
+            Some(Ok(collected)) => collected.to_bytes(),
+            Some(Err(error)) => {
                 let why = format!("the response body broke off: {error}");
                 return self.failed(&parts, started, 502, "upstream failed", &why);
             }
-            Err(_) => {
+            None => {
                 let why = format!("the response body did not arrive within {:?}", self.timeout);
                 return self.failed(&parts, started, 504, "upstream timed out", &why);
             }
         };
-        let exchange = Exchange {
-            request,
-            response: RecordedResponse {
-                status: answer_parts.status.as_u16(),
-                headers: header_pairs(&answer_parts.headers)
-                    .into_iter()
-                    .map(|(name, value)| (name.to_owned(), value.to_owned()))
-                    .collect(),
-                body: body.clone(),
-            },
-            latency: Some(sent.elapsed()),
-        };
-        if let Err(error) = self.record(&exchange).await {
-            // The upstream answered, but the exchange is not durable: say so rather than
-            // hand out a response the recording will not have.
-            let why = format!("the exchange could not be recorded: {error}");
-            return self.failed(&parts, started, 502, "recording failed", &why);
-        }
-        let journaled = journal::Exchange {
-            request: journal::Message::copied(
-                journal::contract_request_headers(
-                    exchange
-                        .request
-                        .headers
-                        .iter()
-                        .map(|(name, value)| (name.as_str(), value.as_str())),
-                ),
-                &exchange.request.body,
+        let latency = sent.elapsed();
+        let request_body = self.redaction.body(
+            &body,
+            content_type(
+                kept.iter()
+                    .find(|(name, _)| name == hyper::header::CONTENT_TYPE)
+                    .map(|(_, value)| value),
             ),
-            response: journal::Message::copied(exchange.response.headers.into(), &body),
+        );
+        let response_body = self.redaction.body(
+            &answer_body,
+            content_type(answer_parts.headers.get(hyper::header::CONTENT_TYPE)),
+        );
+        let status = answer_parts.status.as_u16();
+        let wire = Wire {
+            method: &parts.method,
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            request_headers: &kept,
+            request_body: &request_body,
+            status,
+            response_headers: &answer_parts.headers,
+            response_body: &response_body,
+        };
+        let fingerprint = wire.fingerprint(&self.redaction);
+        let known = lock(&self.known).get(&fingerprint).cloned();
+        let journaled = match known {
+            Some(journaled) => journaled,
+            None => {
+                if let Err(error) = self.append(recorder, wire.exchange(latency)).await {
+                    // The upstream answered, but the exchange is not durable: say so rather
+                    // than hand out a response the recording will not have.
+                    let why = format!("the exchange could not be recorded: {error}");
+                    return self.failed(&parts, started, 502, "recording failed", &why);
+                }
+                let journaled = journal::Exchange::redacted(&wire, &self.redaction);
+                let mut known = lock(&self.known);
+                if known.len() >= KNOWN_EXCHANGES {
+                    known.clear();
+                }
+                known.insert(fingerprint, journaled.clone());
+                journaled
+            }
         };
         self.journal(
             &parts,
             started,
-            exchange.response.status,
+            status,
             "forwarded and recorded",
             Some(Box::new(journaled)),
         );
-        Response::from_parts(answer_parts, Either::Left(Full::new(body)))
+        Response::from_parts(answer_parts, Either::Left(Full::new(answer_body)))
     }
 
-    async fn record(&self, exchange: &Exchange) -> Result<(), RecordError> {
-        let Some(recorder) = &self.recorder else {
-            return Ok(());
-        };
+    /// Appends an exchange to the recording; returns once it is durable.
+    async fn append(&self, recorder: &Recorder, exchange: Exchange) -> Result<(), RecordError> {
         let new = recorder
             .append(exchange.interaction(&self.redaction))
             .await?;
@@ -503,7 +553,7 @@ impl Proxy {
 
     fn failed(
         &self,
-        parts: &hyper::http::request::Parts,
+        parts: &Parts,
         started: Instant,
         status: u16,
         title: &str,
@@ -528,7 +578,7 @@ impl Proxy {
 
     fn journal(
         &self,
-        parts: &hyper::http::request::Parts,
+        parts: &Parts,
         started: Instant,
         status: u16,
         note: impl Into<std::borrow::Cow<'static, str>>,
@@ -541,7 +591,7 @@ impl Proxy {
         self.replay.journal().record(Entry {
             seq: 0,
             at_ms: journal::now_ms(),
-            method: parts.method.as_str().to_owned(),
+            method: journal::method(parts.method.as_str()),
             target: target.to_owned(),
             status,
             miss: false,
@@ -576,6 +626,10 @@ impl Proxy {
             ),
         }
     }
+}
+
+fn content_type(value: Option<&HeaderValue>) -> Option<&str> {
+    value.and_then(|value| value.to_str().ok())
 }
 
 fn header_pairs(headers: &hyper::HeaderMap) -> Vec<(&str, &str)> {

@@ -12,6 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use super::deadline::Timers;
 use crate::server::Body;
 
 /// Idle upstream connections are kept this long for reuse: staging services behind load
@@ -37,6 +38,8 @@ pub struct Upstream {
     /// The Host header for this upstream, made once rather than per request.
     host_header: HeaderValue,
     client: Client<HttpsConnector<HttpConnector>, Body>,
+    /// Timers for upstream deadlines, reused from one request to the next.
+    timers: Arc<Timers>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -82,6 +85,7 @@ impl Upstream {
         let host_header = HeaderValue::from_str(&host).map_err(|_| invalid())?;
         Ok(Upstream {
             client: client(ca_cert)?,
+            timers: Arc::default(),
             scheme,
             authority,
             base_path,
@@ -119,6 +123,10 @@ impl Upstream {
 
     pub fn client(&self) -> &Client<HttpsConnector<HttpConnector>, Body> {
         &self.client
+    }
+
+    pub fn timers(&self) -> &Timers {
+        &self.timers
     }
 }
 

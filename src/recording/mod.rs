@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{json, Map, Value};
 
 pub use redact::Redaction;
@@ -72,6 +73,16 @@ pub const HOP_BY_HOP: &[&str] = &[
     "date",
 ];
 
+/// Whether a recording keeps a request header (by its lowercase name).
+pub fn records_request_header(redaction: &Redaction, lowercase_name: &str) -> bool {
+    MATCHED_REQUEST_HEADERS.contains(&lowercase_name) || redaction.is_secret_header(lowercase_name)
+}
+
+/// Whether a recording keeps a response header (by its lowercase name).
+pub fn records_response_header(lowercase_name: &str) -> bool {
+    !HOP_BY_HOP.contains(&lowercase_name)
+}
+
 impl Exchange {
     /// The Pact V4 interaction for this exchange, redacted.
     pub fn interaction(&self, redaction: &Redaction) -> Value {
@@ -85,11 +96,7 @@ impl Exchange {
         let headers: Vec<(String, String)> = request
             .headers
             .iter()
-            .filter(|(name, _)| {
-                let name = name.to_ascii_lowercase();
-                MATCHED_REQUEST_HEADERS.contains(&name.as_str())
-                    || redaction.is_secret_header(&name)
-            })
+            .filter(|(name, _)| records_request_header(redaction, &name.to_ascii_lowercase()))
             .cloned()
             .collect();
         if !headers.is_empty() {
@@ -107,7 +114,7 @@ impl Exchange {
         let headers: Vec<(String, String)> = response
             .headers
             .iter()
-            .filter(|(name, _)| !HOP_BY_HOP.contains(&name.to_ascii_lowercase().as_str()))
+            .filter(|(name, _)| records_response_header(&name.to_ascii_lowercase()))
             .cloned()
             .collect();
         if !headers.is_empty() {
@@ -136,6 +143,130 @@ impl Exchange {
 /// Milliseconds with microsecond precision: enough to replay, short to read.
 fn latency_ms(latency: Duration) -> f64 {
     latency.as_micros() as f64 / 1000.0
+}
+
+/// 128 bits of hash: two things with the same fingerprint are taken for the same thing, so
+/// the odds of a collision must be negligible, not merely small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(u64, u64);
+
+impl Fingerprint {
+    pub fn of(bytes: &[u8]) -> Fingerprint {
+        let mut hasher = Fingerprinter::new();
+        hasher.bytes(bytes);
+        hasher.finish()
+    }
+}
+
+/// Hashes a sequence of byte strings (each delimited by its length) into a [`Fingerprint`].
+pub struct Fingerprinter(foldhash::quality::FoldHasher, foldhash::quality::FoldHasher);
+
+impl Fingerprinter {
+    pub fn new() -> Self {
+        use std::hash::BuildHasher;
+        let hasher = |seed| foldhash::quality::FixedState::with_seed(seed).build_hasher();
+        Fingerprinter(hasher(0x5eed_0001), hasher(0x5eed_0002))
+    }
+
+    pub fn bytes(&mut self, bytes: &[u8]) {
+        use std::hash::Hasher;
+        for hasher in [&mut self.0, &mut self.1] {
+            hasher.write(bytes);
+            hasher.write_usize(bytes.len());
+        }
+    }
+
+    pub fn finish(self) -> Fingerprint {
+        use std::hash::Hasher;
+        Fingerprint(self.0.finish(), self.1.finish())
+    }
+}
+
+impl Default for Fingerprinter {
+    fn default() -> Self {
+        Fingerprinter::new()
+    }
+}
+
+/// One exchange as a proxy has it, borrowed from the wire: enough to tell a repeat by its
+/// [`fingerprint`](Wire::fingerprint) and, when it is new, to make its [`Exchange`].
+pub struct Wire<'a> {
+    pub method: &'a hyper::Method,
+    /// The path as sent (percent-encoded).
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    /// The request headers a recording keeps ([`records_request_header`]), in order.
+    pub request_headers: &'a [(HeaderName, HeaderValue)],
+    /// As a recording holds it: see [`Redaction::body`].
+    pub request_body: &'a Bytes,
+    pub status: u16,
+    /// As answered; the ones a recording leaves out are skipped here.
+    pub response_headers: &'a HeaderMap,
+    /// As a recording holds it: see [`Redaction::body`].
+    pub response_body: &'a Bytes,
+}
+
+impl Wire<'_> {
+    /// Everything [`Exchange::interaction`] makes an interaction of, after redaction: a
+    /// secret header counts by its name only and a body with redacted JSON fields as
+    /// redacted, so exchanges that differ only in a secret have one fingerprint, as they
+    /// make one interaction. Two exchanges with the same fingerprint make the same
+    /// interaction (latency aside). The converse need not hold (the path is taken as sent,
+    /// not decoded; a JSON body as text, not parsed): a repeat may be taken for new, and
+    /// then costs what a new exchange costs, but never the other way round.
+    pub fn fingerprint(&self, redaction: &Redaction) -> Fingerprint {
+        let mut hasher = Fingerprinter::new();
+        hasher.bytes(self.method.as_str().as_bytes());
+        hasher.bytes(self.path.as_bytes());
+        // `None` and `Some("")` make the same interaction.
+        hasher.bytes(self.query.unwrap_or_default().as_bytes());
+        let header = |hasher: &mut Fingerprinter, name: &HeaderName, value: &HeaderValue| {
+            hasher.bytes(name.as_str().as_bytes());
+            if redaction.is_secret_header(name.as_str()) {
+                hasher.bytes(redact::PLACEHOLDER.as_bytes());
+            } else {
+                hasher.bytes(value.as_bytes());
+            }
+        };
+        for (name, value) in self.request_headers {
+            header(&mut hasher, name, value);
+        }
+        hasher.bytes(self.request_body);
+        hasher.bytes(&self.status.to_le_bytes());
+        for (name, value) in self.response_headers {
+            if records_response_header(name.as_str()) {
+                header(&mut hasher, name, value);
+            }
+        }
+        hasher.bytes(self.response_body);
+        hasher.finish()
+    }
+
+    /// The exchange, its headers and bodies copied out of the wire's buffers.
+    pub fn exchange(&self, latency: Duration) -> Exchange {
+        let pairs = |headers: &mut dyn Iterator<Item = (&HeaderName, &HeaderValue)>| {
+            headers
+                .filter_map(|(name, value)| {
+                    Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+                })
+                .collect()
+        };
+        Exchange {
+            request: RecordedRequest {
+                method: self.method.as_str().to_owned(),
+                path: crate::matching::percent_decoded(self.path),
+                query: self.query.map(str::to_owned),
+                headers: pairs(&mut self.request_headers.iter().map(|(n, v)| (n, v))),
+                body: self.request_body.clone(),
+            },
+            response: RecordedResponse {
+                status: self.status,
+                headers: pairs(&mut self.response_headers.iter()),
+                body: self.response_body.clone(),
+            },
+            latency: Some(latency),
+        }
+    }
 }
 
 /// `GET /items/1?x=2`: what a person looks for in a recording.
@@ -207,16 +338,13 @@ pub fn canonical_header_name(name: &str) -> String {
 /// A Pact V4 body: JSON stays JSON, text stays text, anything else is base64.
 pub fn body_json(body: &[u8], content_type: Option<&str>) -> Value {
     let declared = content_type.unwrap_or_default().to_owned();
-    let is_json_type = declared.contains("json");
-    if is_json_type || declared.is_empty() {
-        if let Ok(value) = serde_json::from_slice::<Value>(body) {
-            let content_type = if declared.is_empty() {
-                "application/json".to_owned()
-            } else {
-                declared
-            };
-            return json!({"content": value, "contentType": content_type, "encoded": false});
-        }
+    if let Some(value) = json_content(body, content_type) {
+        let content_type = if declared.is_empty() {
+            "application/json".to_owned()
+        } else {
+            declared
+        };
+        return json!({"content": value, "contentType": content_type, "encoded": false});
     }
     match std::str::from_utf8(body) {
         Ok(text) if !looks_binary(&declared) => {
@@ -240,6 +368,15 @@ pub fn body_json(body: &[u8], content_type: Option<&str>) -> Value {
             })
         }
     }
+}
+
+/// A body a recording holds as JSON: declared JSON (or undeclared) and parsing as JSON.
+pub(crate) fn json_content(body: &[u8], content_type: Option<&str>) -> Option<Value> {
+    let declared = content_type.unwrap_or_default();
+    if !declared.contains("json") && !declared.is_empty() {
+        return None;
+    }
+    serde_json::from_slice(body).ok()
 }
 
 fn looks_binary(content_type: &str) -> bool {

@@ -15,7 +15,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::Recording;
+use super::{Fingerprint, Recording};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
@@ -46,13 +46,12 @@ pub struct Recorder {
     durable: Arc<Mutex<HashSet<Identity>>>,
 }
 
-/// What makes two exchanges the same (everything but the latency), hashed to 128 bits.
+/// What makes two interactions the same: everything but the metadata (the latency).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Identity(u64, u64);
+struct Identity(Fingerprint);
 
 impl Identity {
     fn of(interaction: &mut Value) -> Identity {
-        use std::hash::BuildHasher;
         let metadata = interaction
             .as_object_mut()
             .and_then(|fields| fields.remove("metadata"));
@@ -60,8 +59,7 @@ impl Identity {
         if let (Some(metadata), Some(fields)) = (metadata, interaction.as_object_mut()) {
             fields.insert("metadata".into(), metadata);
         }
-        let hash = |seed| foldhash::quality::FixedState::with_seed(seed).hash_one(&text);
-        Identity(hash(0x5eed_0001), hash(0x5eed_0002))
+        Identity(Fingerprint::of(text.as_bytes()))
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 
+use bytes::Bytes;
 use pact_models::path_exp::{DocPath, PathToken};
 use serde_json::{json, Map, Value};
 
@@ -74,6 +75,36 @@ impl Redaction {
         self.headers.contains(lowercase_name)
     }
 
+    /// A body as a recording holds it: with the configured JSON fields redacted (and the
+    /// JSON written anew) when the recording holds it as JSON and a field was found, else
+    /// the same bytes, shared. Redacting what this returns again changes nothing, so an
+    /// interaction made from it is the one made from the original body.
+    pub fn body(&self, body: &Bytes, content_type: Option<&str>) -> Bytes {
+        if self.json.is_empty() {
+            return body.clone();
+        }
+        let Some(mut content) = super::json_content(body, content_type) else {
+            return body.clone();
+        };
+        if self.redact_content(&mut content).is_empty() {
+            return body.clone();
+        }
+        Bytes::from(serde_json::to_vec(&content).expect("a JSON value serializes"))
+    }
+
+    /// Redacts the configured JSON fields of a body's content in place; the paths (as
+    /// written) that found something. A text body's content is a string: it has no fields.
+    fn redact_content(&self, content: &mut Value) -> Vec<&str> {
+        if content.is_string() {
+            return Vec::new();
+        }
+        self.json
+            .iter()
+            .filter(|(_, path)| redact_at(content, &path.tokens()[1..]))
+            .map(|(written, _)| written.as_str())
+            .collect()
+    }
+
     /// Redacts the request and the response of a Pact V4 interaction in place.
     pub fn apply(&self, interaction: &mut Value) {
         for part in ["request", "response"] {
@@ -103,12 +134,8 @@ impl Redaction {
             .get_mut("body")
             .and_then(|body| body.get_mut("content"))
         {
-            if !content.is_string() || part_is_json(content) {
-                for (written, path) in &self.json {
-                    if redact_at(content, &path.tokens()[1..]) {
-                        body_rules.insert(written.clone(), any_of_type());
-                    }
-                }
+            for written in self.redact_content(content) {
+                body_rules.insert(written.to_owned(), any_of_type());
             }
         }
         if header_rules.is_empty() && body_rules.is_empty() {
@@ -129,11 +156,6 @@ impl Redaction {
             }
         }
     }
-}
-
-/// A JSON body's content is a JSON value; a text body's is a string (never a JSON field).
-fn part_is_json(content: &Value) -> bool {
-    !content.is_string()
 }
 
 /// A V4 rule that accepts any value of the placeholder's type.

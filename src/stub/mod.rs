@@ -180,7 +180,7 @@ impl Stub {
         self.journal.record(Entry {
             seq: 0,
             at_ms: journal::now_ms(),
-            method: received.method.to_owned(),
+            method: journal::method(received.method),
             target: match received.query {
                 Some(query) => format!("{}?{query}", received.path),
                 None => received.path.to_owned(),

@@ -184,17 +184,49 @@ fn secrets_never_reach_the_recording_or_the_logs() {
         &[("KEY", "INJECTED-KKK")],
     )
     .expect("proxy starts");
-    let login = http("POST", &format!("{}/login", proxy.url))
-        .header("authorization", "Bearer AUTH-AAA")
-        .header("cookie", "session=COOKIE-CCC")
-        .header("x-session", "SESSION-XXX")
-        .json(&json!({"user": "ada", "password": "PASSWORD-PPP"}))
-        .send();
-    assert_eq!(
-        login.json()["token"],
-        "T0KEN-TTT",
-        "the client still gets the real answer"
-    );
+    // The second login differs only in its secrets: the same interaction, recorded once.
+    for (auth, cookie, session, password) in [
+        ("AUTH-AAA", "COOKIE-CCC", "SESSION-XXX", "PASSWORD-PPP"),
+        ("AUTH-AA2", "COOKIE-CC2", "SESSION-XX2", "PASSWORD-PP2"),
+    ] {
+        let login = http("POST", &format!("{}/login", proxy.url))
+            .header("authorization", &format!("Bearer {auth}"))
+            .header("cookie", &format!("session={cookie}"))
+            .header("x-session", session)
+            .json(&json!({"user": "ada", "password": password}))
+            .send();
+        assert_eq!(
+            login.json()["token"],
+            "T0KEN-TTT",
+            "the client still gets the real answer"
+        );
+        assert_eq!(login.header("set-cookie"), Some("sid=S3SSION-SSS"));
+    }
+    // The journal holds what the recording holds: no secret the recording redacts.
+    let journal = get(&format!("{}/__envd/journal", proxy.url)).text();
+    let entries: Value = serde_json::from_str(&journal).unwrap();
+    let exchanges: Vec<&Value> = entries["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| &entry["exchange"])
+        .collect();
+    assert_eq!(exchanges.len(), 2, "{journal}");
+    for exchange in exchanges {
+        let response = &exchange["response"];
+        assert!(
+            response["headers"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(["set-cookie", "<redacted>"])),
+            "{journal}"
+        );
+        let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body, json!({"token": "<redacted>", "user": "ada"}));
+        let body: Value =
+            serde_json::from_str(exchange["request"]["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body, json!({"password": "<redacted>", "user": "ada"}));
+    }
     let logs_before_stop = proxy.stderr();
     let stderr = {
         let status = proxy.terminate();
@@ -202,11 +234,16 @@ fn secrets_never_reach_the_recording_or_the_logs() {
         logs_before_stop
     };
     let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        recorded(&file)["interactions"].as_array().unwrap().len(),
+        1,
+        "exchanges that differ only in secrets are one interaction:\n{text}"
+    );
     for secret in [
-        "AUTH-AAA",
-        "COOKIE-CCC",
-        "SESSION-XXX",
-        "PASSWORD-PPP",
+        "AUTH-AA",
+        "COOKIE-CC",
+        "SESSION-XX",
+        "PASSWORD-PP",
         "T0KEN-TTT",
         "S3SSION-SSS",
         "INJECTED-KKK",
@@ -214,6 +251,10 @@ fn secrets_never_reach_the_recording_or_the_logs() {
         assert!(
             !text.contains(secret),
             "{secret} reached the recording:\n{text}"
+        );
+        assert!(
+            !journal.contains(secret),
+            "{secret} reached the journal:\n{journal}"
         );
         assert!(
             !stderr.contains(secret),
@@ -231,6 +272,56 @@ fn secrets_never_reach_the_recording_or_the_logs() {
         .json(&json!({"user": "ada", "password": "another"}))
         .send();
     assert_eq!(replay.status, 200, "{}", replay.text());
+}
+
+#[test]
+fn a_repeated_exchange_is_recorded_once_and_a_changed_answer_again() {
+    let staging = Staging::start();
+    staging.mock(
+        Mock::given(path("/stock"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"n": 1})))
+            .up_to_n_times(3)
+            .with_priority(1),
+    );
+    staging.mock(
+        Mock::given(path("/stock"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"n": 2})))
+            .with_priority(2),
+    );
+    let work = Workdir::new();
+    let file = work.path("stock.json");
+    let file_arg = file.display().to_string();
+    let proxy = Envd::start(
+        "proxy",
+        &["--target", &staging.uri(), "--record", &file_arg],
+    )
+    .expect("proxy starts");
+    let answers: Vec<Value> = (0..5)
+        .map(|_| get(&format!("{}/stock", proxy.url)).json()["n"].clone())
+        .collect();
+    assert_eq!(answers, [1, 1, 1, 2, 2]);
+    let journal = get(&format!("{}/__envd/journal", proxy.url)).json();
+    let journaled: Vec<Value> = journal["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            let body = entry["exchange"]["response"]["body"].as_str().unwrap();
+            serde_json::from_str::<Value>(body).unwrap()["n"].clone()
+        })
+        .collect();
+    assert_eq!(
+        journaled, answers,
+        "repeats are journaled as they were answered"
+    );
+    assert_eq!(proxy.terminate().code(), Some(0));
+    let answers: Vec<Value> = recorded(&file)["interactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|interaction| interaction["response"]["body"]["content"]["n"].clone())
+        .collect();
+    assert_eq!(answers, [1, 2], "each distinct exchange once, in order");
 }
 
 #[test]
