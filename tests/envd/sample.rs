@@ -1039,3 +1039,50 @@ fn bad_parquet_files_are_refused_before_anything_is_written() {
         assert!(stderr.contains(expected), "{expected:?} not in {stderr}");
     }
 }
+
+#[test]
+fn parquet_masks_only_string_columns_and_keeps_their_shape() {
+    let work = Workdir::new();
+    let source = work.path("orders.parquet");
+    parquet_orders(&source);
+    let source = source.to_str().unwrap();
+    let (out, _) = sample_with(&work, source, "masked", &["--mask", "status"]);
+    let rows = parquet_files::rows(&out.join("orders.parquet"));
+    let statuses: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.split("status: \"").nth(1)?.split('"').next())
+        .collect();
+    assert!(!statuses.is_empty());
+    assert!(
+        statuses
+            .iter()
+            .all(|s| !STATUSES.contains(s) && *s != "lost"),
+        "{statuses:?}"
+    );
+    assert!(statuses
+        .iter()
+        .all(|s| [3, 4, 7].contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase())));
+
+    let out = work.path("refused");
+    let (code, _, stderr) = run(&[
+        "sample",
+        source,
+        "--out",
+        out.to_str().unwrap(),
+        "--mask",
+        "amount",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--mask amount: a column of type OPTIONAL INT32 (DECIMAL(9,2))"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    // Written as CSV, a masked number is text like any other.
+    sample_with(
+        &work,
+        source,
+        "csv",
+        &["--mask", "amount", "--format", "csv"],
+    );
+}
