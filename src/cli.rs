@@ -78,7 +78,7 @@ enum Command {
     /// Turn WireMock mappings or a HAR capture into a recording (a Pact V4 file)
     #[command(subcommand, after_help = IMPORT_HELP)]
     Import(ImportCommand),
-    /// Sample CSV or JSON Lines files, or PostgreSQL tables, into a fixture: a seeded random
+    /// Sample CSV, JSON Lines or Parquet files, or PostgreSQL tables, into a fixture: a seeded random
     /// sample plus the edge rows (nulls, extremes, every category, rows that break the
     /// schema), in one pass
     #[command(after_help = SAMPLE_HELP)]
@@ -264,7 +264,7 @@ impl VerifyArgs {
 
 const SAMPLE_HELP: &str = "\
 Each SOURCE is a table named after its file (orders.csv is table orders). The format comes
-from the extension: .csv, .tsv, .jsonl or .ndjson. CSV has a header row; an unquoted empty
+from the extension: .csv, .tsv, .jsonl, .ndjson or .parquet. CSV has a header row; an unquoted empty
 field and \\N are null, a quoted empty field (\"\") is the empty string. Bytes are kept as
 they are: invalid UTF-8 is data (and an edge row), not an error.
 
@@ -274,8 +274,16 @@ minimum and maximum, the longest and shortest value, every value of a column wit
 outside the column's inferred type, invalid UTF-8, a ragged row, broken quoting, a field
 over 64 KiB, a JSON line that does not parse). DIR/fixture.json lists every edge row with
 its line and why it was kept, the source's statistics and its schema. DIR/TABLE.csv (or
-.jsonl) holds the kept rows in source order. The same seed and input give byte-identical
-files.
+.jsonl, .parquet) holds the kept rows in source order. The same seed and input give
+byte-identical files.
+
+A Parquet source is read a row group at a time; its types come from its schema, and its
+fixture is Parquet with the same schema (snappy). Values are shown (statistics, CSV or
+JSON output) as a CSV export holds them: 12.50, 2024-01-31, 2024-01-31T13:45:00.000000Z,
+binary as base64. Its line numbers are row numbers. Nested columns (LIST, MAP, STRUCT),
+encrypted files and LZ4/Brotli/LZO codecs are refused. --format parquet writes a CSV or
+JSON Lines source as Parquet: INT64, DOUBLE, BOOLEAN or DATE where every kept value fits,
+else STRING.
 
 A PostgreSQL source (postgres://USER@HOST:PORT/DB) is every table of --schema (public),
 or each --table. Each table is read once with COPY inside one read-only snapshot, in
@@ -348,7 +356,7 @@ struct SampleArgs {
     #[arg(long, value_name = "N", default_value_t = fixtures::DEFAULT_PER_PARENT)]
     per_parent: usize,
 
-    /// Format of the fixture's files: csv or jsonl [default: each source's own]
+    /// Format of the fixture's files: csv, jsonl or parquet [default: each source's own]
     #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
     format: Option<fixtures::Format>,
 
@@ -415,7 +423,8 @@ impl CsvArgs {
 }
 
 fn parse_format(text: &str) -> Result<fixtures::Format, String> {
-    fixtures::Format::parse(text).ok_or_else(|| format!("expected csv or jsonl, found {text:?}"))
+    fixtures::Format::parse(text)
+        .ok_or_else(|| format!("expected csv, jsonl or parquet, found {text:?}"))
 }
 
 fn parse_encoding(text: &str) -> Result<fixtures::encoding::Encoding, String> {
@@ -522,7 +531,7 @@ Exit codes:
 
 #[derive(Debug, Args)]
 struct FixtureCheckArgs {
-    /// The CSV or JSON Lines file to check, or a PostgreSQL URL (every table of the fixture)
+    /// The CSV, JSON Lines or Parquet file to check, or a PostgreSQL URL (every table of the fixture)
     #[arg(value_name = "SOURCE")]
     source: String,
 

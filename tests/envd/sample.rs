@@ -376,13 +376,6 @@ fn empty_and_header_only_files() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("a header and no rows"), "{stderr}");
     assert_eq!(fs::read_to_string(out.join("header.csv")).unwrap(), "a,b\n");
-
-    let (code, _, stderr) = run(&["sample", "data.parquet", "--out", out.to_str().unwrap()]);
-    assert_eq!(code, Some(2));
-    assert!(
-        stderr.contains("Parquet sources are not supported"),
-        "{stderr}"
-    );
 }
 
 /// Runs `envd sample SOURCE --out DIR --rows 1000 ARGS…`, expecting success; returns the
@@ -521,5 +514,575 @@ fn format_converts_csv_to_json_lines_and_back() {
         "xml",
     ]);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("expected csv or jsonl"), "{stderr}");
+    assert!(
+        stderr.contains("expected csv, jsonl or parquet"),
+        "{stderr}"
+    );
+}
+
+/// Parquet files for the tests, written with the parquet crate: a schema in Parquet's own
+/// syntax and each column's values, `None` for a null.
+mod parquet_files {
+    use std::fs::File;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use parquet::basic::{Compression, Repetition};
+    use parquet::column::writer::ColumnWriter;
+    use parquet::data_type::{ByteArray, Int96};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::parser::parse_message_type;
+
+    pub enum Values {
+        Int32(Vec<Option<i32>>),
+        Int64(Vec<Option<i64>>),
+        Bool(Vec<Option<bool>>),
+        Double(Vec<Option<f64>>),
+        Bytes(Vec<Option<Vec<u8>>>),
+        /// Julian day and nanoseconds of the day.
+        Int96(Vec<Option<(u32, u64)>>),
+    }
+
+    fn split<T: Clone>(values: &[Option<T>]) -> (Vec<T>, Vec<i16>) {
+        let present = values.iter().flatten().cloned().collect();
+        let levels = values.iter().map(|v| v.is_some() as i16).collect();
+        (present, levels)
+    }
+
+    /// Writes `columns` in row groups of `group_rows`.
+    pub fn write(path: &Path, schema: &str, columns: &[Values], group_rows: usize) {
+        let schema = Arc::new(parse_message_type(schema).unwrap());
+        let optional: Vec<bool> = schema
+            .get_fields()
+            .iter()
+            .map(|f| f.get_basic_info().repetition() == Repetition::OPTIONAL)
+            .collect();
+        let properties = Arc::new(
+            WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .build(),
+        );
+        let file = File::create(path).unwrap();
+        let mut writer = SerializedFileWriter::new(file, schema, properties).unwrap();
+        let rows = columns.first().map_or(0, |c| match c {
+            Values::Int32(v) => v.len(),
+            Values::Int64(v) => v.len(),
+            Values::Bool(v) => v.len(),
+            Values::Double(v) => v.len(),
+            Values::Bytes(v) => v.len(),
+            Values::Int96(v) => v.len(),
+        });
+        let mut start = 0;
+        while start < rows {
+            let end = (start + group_rows).min(rows);
+            let mut group = writer.next_row_group().unwrap();
+            for (values, &optional) in columns.iter().zip(&optional) {
+                let mut column = group.next_column().unwrap().unwrap();
+                let levels = |l: &Vec<i16>| optional.then_some(&l[..]).map(<[i16]>::to_vec);
+                match (column.untyped(), values) {
+                    (ColumnWriter::Int32ColumnWriter(w), Values::Int32(v)) => {
+                        let (v, l) = split(&v[start..end]);
+                        w.write_batch(&v, levels(&l).as_deref(), None).unwrap();
+                    }
+                    (ColumnWriter::Int64ColumnWriter(w), Values::Int64(v)) => {
+                        let (v, l) = split(&v[start..end]);
+                        w.write_batch(&v, levels(&l).as_deref(), None).unwrap();
+                    }
+                    (ColumnWriter::BoolColumnWriter(w), Values::Bool(v)) => {
+                        let (v, l) = split(&v[start..end]);
+                        w.write_batch(&v, levels(&l).as_deref(), None).unwrap();
+                    }
+                    (ColumnWriter::DoubleColumnWriter(w), Values::Double(v)) => {
+                        let (v, l) = split(&v[start..end]);
+                        w.write_batch(&v, levels(&l).as_deref(), None).unwrap();
+                    }
+                    (ColumnWriter::ByteArrayColumnWriter(w), Values::Bytes(v)) => {
+                        let (v, l) = split(&v[start..end]);
+                        let v: Vec<ByteArray> = v.into_iter().map(ByteArray::from).collect();
+                        w.write_batch(&v, levels(&l).as_deref(), None).unwrap();
+                    }
+                    (ColumnWriter::Int96ColumnWriter(w), Values::Int96(v)) => {
+                        let (v, l) = split(&v[start..end]);
+                        let v: Vec<Int96> = v
+                            .into_iter()
+                            .map(|(day, nanos)| {
+                                let mut value = Int96::new();
+                                value.set_data(nanos as u32, (nanos >> 32) as u32, day);
+                                value
+                            })
+                            .collect();
+                        w.write_batch(&v, levels(&l).as_deref(), None).unwrap();
+                    }
+                    _ => panic!("values do not match the column's physical type"),
+                }
+                column.close().unwrap();
+            }
+            group.close().unwrap();
+            start = end;
+        }
+        writer.close().unwrap();
+    }
+
+    pub fn reader(path: &Path) -> SerializedFileReader<File> {
+        SerializedFileReader::new(File::open(path).unwrap()).unwrap()
+    }
+
+    /// The schema as Parquet prints it.
+    pub fn schema(path: &Path) -> String {
+        let reader = reader(path);
+        let mut out = Vec::new();
+        parquet::schema::printer::print_schema(
+            &mut out,
+            reader.metadata().file_metadata().schema(),
+        );
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Every row as the parquet crate shows it.
+    pub fn rows(path: &Path) -> Vec<String> {
+        let reader = reader(path);
+        reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|row| row.unwrap().to_string())
+            .collect()
+    }
+}
+
+const ORDERS_SCHEMA: &str = "
+message orders {
+  REQUIRED INT64 id;
+  OPTIONAL BYTE_ARRAY status (STRING);
+  OPTIONAL INT32 amount (DECIMAL(9,2));
+  REQUIRED BOOLEAN paid;
+  OPTIONAL INT32 day (DATE);
+  OPTIONAL INT64 at (TIMESTAMP(MILLIS,true));
+  OPTIONAL DOUBLE score;
+  OPTIONAL BYTE_ARRAY blob;
+  OPTIONAL INT96 legacy;
+}";
+
+/// 2000 orders in four row groups, with nulls in every optional column, one rare status
+/// (row 777) and one negative amount (row 1500).
+fn parquet_orders(path: &Path) {
+    use parquet_files::Values;
+    let ids: Vec<i64> = (1..=2000).collect();
+    let each = |f: &dyn Fn(i64) -> Option<i64>| ids.iter().map(|&i| f(i)).collect::<Vec<_>>();
+    let status = ids
+        .iter()
+        .map(|&i| match i {
+            777 => Some(b"lost".to_vec()),
+            _ if i % 100 == 0 => None,
+            _ => Some(STATUSES[i as usize % 3].as_bytes().to_vec()),
+        })
+        .collect();
+    let amount = each(&|i| match i {
+        1500 => Some(-12345),
+        _ if i % 7 == 0 => None,
+        _ => Some(i * 37 % 100_000),
+    });
+    let columns = [
+        Values::Int64(ids.iter().map(|&i| Some(i)).collect()),
+        Values::Bytes(status),
+        Values::Int32(amount.iter().map(|a| a.map(|a| a as i32)).collect()),
+        Values::Bool(ids.iter().map(|&i| Some(i % 2 == 0)).collect()),
+        Values::Int32(
+            ids.iter()
+                .map(|&i| Some(19_000 + (i % 365) as i32))
+                .collect(),
+        ),
+        Values::Int64(each(&|i| {
+            (i % 11 != 0).then_some(1_700_000_000_000 + i * 60_000)
+        })),
+        Values::Double(ids.iter().map(|&i| Some(i as f64 / 8.0)).collect()),
+        Values::Bytes(
+            ids.iter()
+                .map(|&i| (i % 13 != 0).then(|| vec![i as u8, 0xff]))
+                .collect(),
+        ),
+        Values::Int96(
+            ids.iter()
+                .map(|&i| Some((2_460_000, i as u64 * 1_000_000_000)))
+                .collect(),
+        ),
+    ];
+    parquet_files::write(path, ORDERS_SCHEMA, &columns, 500);
+}
+
+#[test]
+fn parquet_is_sampled_by_its_schema_into_parquet_of_the_same_schema() {
+    let work = Workdir::new();
+    let source = work.path("orders.parquet");
+    parquet_orders(&source);
+    let source = source.to_str().unwrap();
+    let sample = |out: &str, args: &[&str]| {
+        let out = work.path(out);
+        let mut all = vec!["sample", source, "--out", out.to_str().unwrap()];
+        all.extend_from_slice(&["--rows", "50", "--seed", "7"]);
+        all.extend_from_slice(args);
+        let (code, _, stderr) = run(&all);
+        assert_eq!(code, Some(0), "{stderr}");
+        out
+    };
+    let first = sample("a", &[]);
+    let again = sample("b", &[]);
+    for file in ["orders.parquet", "fixture.json"] {
+        assert_eq!(
+            fs::read(first.join(file)).unwrap(),
+            fs::read(again.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+
+    let manifest = fixture(&first);
+    let table = &manifest["tables"][0];
+    assert_eq!(table["format"], "parquet");
+    assert_eq!(table["stats"]["rows"], 2000);
+    assert_eq!(table["kept"]["sampled"], 50);
+    let found = reasons(table);
+    for expected in [
+        (777, "category status=lost"),
+        (100, "first-null status"),
+        (7, "first-null amount"),
+        (1500, "min amount"),
+        (13, "first-null blob"),
+    ] {
+        assert!(
+            found.contains(&(expected.0, expected.1.to_owned())),
+            "{expected:?} not in {found:?}"
+        );
+    }
+    // Types come from the declarations; values read as a CSV export would hold them.
+    let columns = &table["stats"]["columns"];
+    let column = |name: &str| {
+        columns
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    for (name, kind, declared) in [
+        ("id", "integer", "REQUIRED INT64"),
+        ("amount", "float", "OPTIONAL INT32 (DECIMAL(9,2))"),
+        ("day", "date", "OPTIONAL INT32 (DATE)"),
+        ("at", "timestamp", "OPTIONAL INT64 (TIMESTAMP(MILLIS,true))"),
+        ("blob", "text", "OPTIONAL BYTE_ARRAY"),
+        ("legacy", "timestamp", "OPTIONAL INT96"),
+    ] {
+        assert_eq!(column(name)["type"], kind, "{name}");
+        assert_eq!(column(name)["parquetType"], declared, "{name}");
+    }
+    assert_eq!(column("amount")["min"], "-123.45");
+    assert_eq!(column("amount")["max"], "740.00");
+    assert_eq!(column("at")["min"], "2023-11-14T22:14:20.000Z");
+    let schema = table["schema"].as_array().unwrap();
+    assert_eq!(schema[0]["nullable"], false);
+    assert_eq!(schema[1]["nullable"], true);
+
+    // The fixture's table has the source's schema and exactly the kept rows.
+    let written = first.join("orders.parquet");
+    assert_eq!(
+        parquet_files::schema(&written),
+        parquet_files::schema(Path::new(source))
+    );
+    let reader = parquet_files::reader(&written);
+    let metadata = parquet::file::reader::FileReader::metadata(&reader);
+    assert_eq!(
+        metadata.file_metadata().num_rows(),
+        table["kept"]["total"].as_i64().unwrap()
+    );
+    assert!(metadata.row_groups()[0]
+        .columns()
+        .iter()
+        .all(|c| c.compression() == parquet::basic::Compression::SNAPPY));
+    let source_rows = parquet_files::rows(Path::new(source));
+    let kept_rows = parquet_files::rows(&written);
+    let lines: Vec<u64> = {
+        // The kept rows in source order: each is the source's row of that number.
+        let csv = sample("csv", &["--format", "csv"]);
+        let text = fs::read_to_string(csv.join("orders.csv")).unwrap();
+        assert!(
+            text.starts_with("id,status,amount,paid,day,at,score,blob,legacy\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n1500,,-123.45,true,2022-02-17,2023-11-15T23:13:20.000Z,187.5,3P8=,2023-02-24T00:25:00.000000000Z\n"),
+            "{text}"
+        );
+        text.lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    assert_eq!(kept_rows.len(), lines.len());
+    for (row, line) in kept_rows.iter().zip(&lines) {
+        assert_eq!(row, &source_rows[*line as usize - 1]);
+    }
+}
+
+#[test]
+fn a_parquet_file_from_duckdb_reads_with_its_types_and_round_trips() {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/envd/data/duckdb_types.parquet");
+    let work = Workdir::new();
+    let (out, _) = sample_with(&work, source.to_str().unwrap(), "pq", &[]);
+    let written = out.join("duckdb_types.parquet");
+    assert_eq!(
+        parquet_files::schema(&written),
+        parquet_files::schema(&source)
+    );
+    assert_eq!(parquet_files::rows(&written), parquet_files::rows(&source));
+
+    let (out, _) = sample_with(&work, source.to_str().unwrap(), "csv", &["--format", "csv"]);
+    let text = fs::read_to_string(out.join("duckdb_types.csv")).unwrap();
+    let lines: Vec<&str> = text.lines().take(4).collect();
+    assert_eq!(
+        lines,
+        [
+            "id,amount,day,at,at_utc,status,even,ratio,ref,raw,small",
+            "1,1.25,2024-01-02,2024-01-01T13:30:00.000000,2024-01-01T12:00:01.000000Z,paid,false,0.25,00000000-0000-0000-0000-000000000001,AP8=,1",
+            "2,2.50,2024-01-03,2024-01-01T15:00:00.000000,2024-01-01T12:00:02.000000Z,shipped,true,0.5,00000000-0000-0000-0000-000000000002,AP8=,2",
+            "3,3.75,2024-01-04,2024-01-01T16:30:00.000000,2024-01-01T12:00:03.000000Z,,false,0.75,00000000-0000-0000-0000-000000000003,AP8=,3",
+        ]
+    );
+}
+
+#[test]
+fn format_parquet_types_csv_columns_whose_kept_values_all_fit() {
+    let work = Workdir::new();
+    let mut csv =
+        "id,amount,paid,day,note,code\n1,12.50,true,2024-01-31,hi,7\n2,,false,2024-02-01,,N/A\n"
+            .to_owned();
+    for id in 3..=40 {
+        csv.push_str(&format!("{id},0.25,false,2024-03-01,n,{id}\n"));
+    }
+    let source = work.write("orders.csv", &csv);
+    let (out, _) = sample_with(
+        &work,
+        source.to_str().unwrap(),
+        "pq",
+        &["--format", "parquet"],
+    );
+    let written = out.join("orders.parquet");
+    assert_eq!(
+        parquet_files::schema(&written),
+        "message schema {\n  OPTIONAL INT64 id;\n  OPTIONAL DOUBLE amount;\n  OPTIONAL BOOLEAN paid;\n  OPTIONAL INT32 day (DATE);\n  OPTIONAL BYTE_ARRAY note (STRING);\n  OPTIONAL BYTE_ARRAY code (STRING);\n}\n"
+    );
+    let rows = parquet_files::rows(&written);
+    assert_eq!(rows.len(), 40);
+    assert_eq!(
+        rows[0],
+        "{id: 1, amount: 12.5, paid: true, day: 2024-01-31, note: \"hi\", code: \"7\"}"
+    );
+    assert_eq!(
+        rows[1],
+        "{id: 2, amount: null, paid: false, day: 2024-02-01, note: null, code: \"N/A\"}"
+    );
+    assert_eq!(fixture(&out)["tables"][0]["file"], "orders.parquet");
+}
+
+#[test]
+fn parquet_drift_sees_declared_types_and_nullability() {
+    use parquet_files::Values;
+    let work = Workdir::new();
+    let source = work.path("orders.parquet");
+    let ids = || (1..=300).map(Some);
+    parquet_files::write(
+        &source,
+        "message orders { REQUIRED INT32 id; REQUIRED INT64 amount; }",
+        &[
+            Values::Int32(ids().collect()),
+            Values::Int64(ids().map(|i| i.map(|i| i as i64 % 50)).collect()),
+        ],
+        100,
+    );
+    let out = work.path("fx");
+    let (code, _, stderr) = run(&[
+        "sample",
+        source.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let check = || {
+        run(&[
+            "fixture",
+            "check",
+            source.to_str().unwrap(),
+            "--against",
+            out.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    let (code, stdout, stderr) = check();
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+
+    parquet_files::write(
+        &source,
+        "message orders { REQUIRED INT64 id; OPTIONAL INT64 amount; }",
+        &[
+            Values::Int64(ids().map(|i| i.map(i64::from)).collect()),
+            Values::Int64(
+                ids()
+                    .map(|i| i.filter(|i| i % 4 != 0).map(|i| i as i64 % 50))
+                    .collect(),
+            ),
+        ],
+        100,
+    );
+    let (code, stdout, stderr) = check();
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let changes: Vec<(String, String, String)> = report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["column"].as_str().unwrap().to_owned(),
+                c["change"].as_str().unwrap().to_owned(),
+                c.get("now").map(Value::to_string).unwrap_or_default(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("id", "declared-type-changed", "\"REQUIRED INT64\""),
+        ("amount", "declared-type-changed", "\"OPTIONAL INT64\""),
+        ("amount", "nullability-changed", ""),
+    ] {
+        assert!(
+            changes.contains(&(
+                expected.0.to_owned(),
+                expected.1.to_owned(),
+                expected.2.to_owned()
+            )),
+            "{expected:?} not in {changes:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_parquet_files_are_refused_before_anything_is_written() {
+    use parquet_files::Values;
+    let work = Workdir::new();
+    let good = work.path("good.parquet");
+    parquet_files::write(
+        &good,
+        "message t { REQUIRED INT64 id; }",
+        &[Values::Int64((0..100).map(Some).collect())],
+        50,
+    );
+    let bytes = fs::read(&good).unwrap();
+    let nested = work.path("nested.parquet");
+    parquet_files::write(
+        &nested,
+        "message t { REQUIRED INT64 id; OPTIONAL group tags (LIST) { REPEATED group list { OPTIONAL BYTE_ARRAY element (STRING); } } }",
+        &[],
+        1,
+    );
+    let interval = work.path("interval.parquet");
+    parquet_files::write(
+        &interval,
+        "message t { OPTIONAL FIXED_LEN_BYTE_ARRAY (12) span (INTERVAL); }",
+        &[],
+        1,
+    );
+    let brotli =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/envd/data/duckdb_brotli.parquet");
+    let mut encrypted = b"PAR1".to_vec();
+    encrypted.extend([0; 16]);
+    encrypted.extend(b"PARE");
+    let cases: [(std::path::PathBuf, &str); 6] = [
+        (
+            write_bytes(&work, "text.parquet", b"id\n1\n").into(),
+            "not a Parquet file",
+        ),
+        (
+            write_bytes(&work, "cut.parquet", &bytes[..bytes.len() / 2]).into(),
+            "truncated",
+        ),
+        (
+            write_bytes(&work, "secret.parquet", &encrypted).into(),
+            "an encrypted Parquet file",
+        ),
+        (nested, "column \"tags\" is a LIST"),
+        (interval, "column \"span\" is OPTIONAL FIXED_LEN_BYTE_ARRAY(12) (INTERVAL), a type envd does not read"),
+        (brotli, "column \"id\": compressed with BROTLI"),
+    ];
+    for (path, expected) in &cases {
+        let out = work.path("out");
+        let (code, _, stderr) = run(&[
+            "sample",
+            good.to_str().unwrap(),
+            path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{}: ", path.display())) && stderr.contains(expected),
+            "{expected:?} not in {stderr}"
+        );
+        assert!(!out.exists(), "{} wrote {}", path.display(), out.display());
+
+        let (code, _, stderr) = run(&[
+            "fixture",
+            "check",
+            path.to_str().unwrap(),
+            "--against",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{expected:?} not in {stderr}");
+    }
+}
+
+#[test]
+fn parquet_masks_only_string_columns_and_keeps_their_shape() {
+    let work = Workdir::new();
+    let source = work.path("orders.parquet");
+    parquet_orders(&source);
+    let source = source.to_str().unwrap();
+    let (out, _) = sample_with(&work, source, "masked", &["--mask", "status"]);
+    let rows = parquet_files::rows(&out.join("orders.parquet"));
+    let statuses: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.split("status: \"").nth(1)?.split('"').next())
+        .collect();
+    assert!(!statuses.is_empty());
+    assert!(
+        statuses
+            .iter()
+            .all(|s| !STATUSES.contains(s) && *s != "lost"),
+        "{statuses:?}"
+    );
+    assert!(statuses
+        .iter()
+        .all(|s| [3, 4, 7].contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase())));
+
+    let out = work.path("refused");
+    let (code, _, stderr) = run(&[
+        "sample",
+        source,
+        "--out",
+        out.to_str().unwrap(),
+        "--mask",
+        "amount",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--mask amount: a column of type OPTIONAL INT32 (DECIMAL(9,2))"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    // Written as CSV, a masked number is text like any other.
+    sample_with(
+        &work,
+        source,
+        "csv",
+        &["--mask", "amount", "--format", "csv"],
+    );
 }
