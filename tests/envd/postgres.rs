@@ -339,6 +339,11 @@ fn bad_sources_and_masks_are_named() {
     let server = server();
     let url = server.database("bad_sources", SHOP);
     let missing = server.url("no_such_database");
+    let row_type = server.database(
+        "bad_sources_row_type",
+        "CREATE SCHEMA other; CREATE TABLE other.point (x integer);
+         CREATE TABLE uses (id integer PRIMARY KEY, at other.point);",
+    );
     let work = Workdir::new();
     let out = work.path("out").display().to_string();
     let csv = work.write("orders.csv", "id\n1\n").display().to_string();
@@ -361,6 +366,12 @@ fn bad_sources_and_masks_are_named() {
         (&[&url, &csv], 2, "a PostgreSQL source is sampled on its own"),
         (&[&csv, "--table", "orders"], 2, "--table: only for a PostgreSQL source"),
         (&[&missing], 2, "database \"no_such_database\" does not exist"),
+        // What the fixture cannot create is named with the table that needs it.
+        (
+            &[&row_type],
+            0,
+            "type other.point (the row type of a table), which table uses uses, is not carried: create it in the target before loading",
+        ),
         // A table whose parent is left out: the key is named, not silently broken.
         (
             &[&url, "--table", "orders"],
