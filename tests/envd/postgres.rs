@@ -865,7 +865,8 @@ fn a_source_over_tls_is_trusted_only_as_sslmode_says() {
 /// its own, in a composite type), a range type, domains with defaults and checks that call
 /// a function, an array of an enum; an identity counting by 10 from 100, an owned sequence
 /// counting down, a sequence no column owns counting by 3; a partial expression index, a
-/// unique index, an exclusion constraint; a column collated as \"C\"; a trigger that stamps each new row, and a
+/// unique index, an exclusion constraint, a named unique key whose nulls are not distinct;
+/// a column collated as \"C\"; a trigger that stamps each new row, and a
 /// disabled one that would refuse it.
 const CATALOGUE: &str = "
 CREATE EXTENSION citext;
@@ -889,7 +890,8 @@ CREATE TABLE items (
     code sku, buyer email, moods mood[], feeling mood NOT NULL DEFAULT 'ok', ship address,
     price positive, down serial, note text COLLATE \"C\", during tsrange, ref bigint DEFAULT nextval('shared'),
     span floatrange DEFAULT '[0.5,1.5)',
-    EXCLUDE USING gist (during WITH &&));
+    EXCLUDE USING gist (during WITH &&),
+    CONSTRAINT one_buyer_per_price UNIQUE NULLS NOT DISTINCT (buyer, price));
 ALTER SEQUENCE items_down_seq INCREMENT BY -2 MINVALUE -100000 MAXVALUE -1 START WITH -1 RESTART;
 CREATE INDEX items_lower_note ON items (lower(note)) WHERE feeling <> 'sad';
 CREATE UNIQUE INDEX items_code ON items (code);
@@ -1047,10 +1049,17 @@ fn a_fixture_carries_the_types_indexes_sequences_and_triggers_its_tables_use() {
             "INSERT INTO items (code, buyer) VALUES ('NEW-4', 'nobody')",
             "email_check",
         ),
-        ("INSERT INTO items (code) VALUES ('NEW-1')", "items_code"),
         (
-            "INSERT INTO items (code, during) SELECT 'NEW-5', during FROM items LIMIT 1",
+            "INSERT INTO items (code, price) VALUES ('NEW-1', 9)",
+            "items_code",
+        ),
+        (
+            "INSERT INTO items (code, price, during) SELECT 'NEW-5', 7, during FROM items LIMIT 1",
             "items_during_excl",
+        ),
+        (
+            "INSERT INTO items (code) VALUES ('NEW-6')",
+            "one_buyer_per_price",
         ),
     ] {
         let error = client.batch_execute(bad).unwrap_err();
