@@ -866,8 +866,8 @@ fn a_source_over_tls_is_trusted_only_as_sslmode_says() {
 /// a function, an array of an enum; an identity counting by 10 from 100, an owned sequence
 /// counting down, a sequence no column owns counting by 3; a partial expression index, a
 /// unique index, an exclusion constraint, a named unique key whose nulls are not distinct;
-/// a column collated as \"C\"; a trigger that stamps each new row, and a
-/// disabled one that would refuse it.
+/// a column collated as "C"; a trigger that stamps each new row with what a function only
+/// its own function calls returns, and a disabled one that would refuse it.
 const CATALOGUE: &str = "
 CREATE EXTENSION citext;
 CREATE SCHEMA kinds;
@@ -880,8 +880,9 @@ CREATE DOMAIN email AS citext CHECK (VALUE LIKE '%@%');
 CREATE DOMAIN positive AS numeric(10,2) DEFAULT 1 CHECK (VALUE > 0);
 CREATE TYPE address AS (street text, size kinds.size);
 CREATE TYPE floatrange AS RANGE (subtype = float8, subtype_diff = float8mi);
+CREATE FUNCTION suffix() RETURNS text LANGUAGE sql AS $$ SELECT ' stamped' $$;
 CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql
-    AS $$ BEGIN NEW.note := coalesce(NEW.note, '') || ' stamped'; RETURN NEW; END $$;
+    AS $$ BEGIN NEW.note := coalesce(NEW.note, '') || Suffix (); RETURN NEW; END $$;
 CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql
     AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$;
 CREATE SEQUENCE shared START WITH 1000 INCREMENT BY 3;
@@ -977,13 +978,11 @@ fn a_fixture_carries_the_types_indexes_sequences_and_triggers_its_tables_use() {
         position("public.is_sku(text)") < position("sku"),
         "{objects:?}"
     );
-    for name in [
-        "mood",
-        "email",
-        "positive",
-        "public.stamp()",
-        "public.refuse()",
-    ] {
+    assert!(
+        position("public.suffix()") < position("public.stamp()"),
+        "{objects:?}"
+    );
+    for name in ["mood", "email", "positive", "public.refuse()"] {
         position(name);
     }
     assert_eq!(
