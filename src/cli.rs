@@ -283,7 +283,7 @@ JSON output) as a CSV export holds them: 12.50, 2024-01-31, 2024-01-31T13:45:00.
 binary as base64. Its line numbers are row numbers. A nested column (LIST, MAP, STRUCT,
 a repeated field) is one column whose value is JSON: text in statistics and CSV, a JSON
 value in JSON Lines, its levels and values kept as they were in the Parquet fixture; it
-cannot be masked. Encrypted files and LZ4/Brotli/LZO codecs are refused. --format parquet writes a CSV or
+cannot be masked. Encrypted files and the LZO codec are refused. --format parquet writes a CSV or
 JSON Lines source as Parquet: INT64, DOUBLE, BOOLEAN or DATE where every kept value fits,
 else STRING.
 

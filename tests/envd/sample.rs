@@ -1094,12 +1094,10 @@ fn bad_parquet_files_are_refused_before_anything_is_written() {
         &[],
         1,
     );
-    let brotli =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/envd/data/duckdb_brotli.parquet");
     let mut encrypted = b"PAR1".to_vec();
     encrypted.extend([0; 16]);
     encrypted.extend(b"PARE");
-    let cases: [(std::path::PathBuf, &str); 6] = [
+    let cases: [(std::path::PathBuf, &str); 5] = [
         (
             write_bytes(&work, "text.parquet", b"id\n1\n").into(),
             "not a Parquet file",
@@ -1114,7 +1112,6 @@ fn bad_parquet_files_are_refused_before_anything_is_written() {
         ),
         (nested, "column \"spans\" has a field spans.list.element that is OPTIONAL FIXED_LEN_BYTE_ARRAY(12) (INTERVAL), a type envd does not read"),
         (interval, "column \"span\" is OPTIONAL FIXED_LEN_BYTE_ARRAY(12) (INTERVAL), a type envd does not read"),
-        (brotli, "column \"id\": compressed with BROTLI"),
     ];
     for (path, expected) in &cases {
         let out = work.path("out");
@@ -1521,4 +1518,103 @@ fn nested_parquet_drift_and_masks() {
         );
         assert!(!refused.exists());
     }
+}
+
+/// `path` with every column chunk's codec declared as `codec` in its footer, the pages
+/// left as they are: a file of a codec no writer here makes.
+fn declare_codec(path: &Path, codec: parquet::basic::Compression) {
+    use parquet::file::metadata::ParquetMetaDataWriter;
+    use parquet::file::reader::FileReader;
+    let bytes = fs::read(path).unwrap();
+    let footer = u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap());
+    let mut out = bytes[..bytes.len() - 8 - footer as usize].to_vec();
+    let metadata = parquet_files::reader(path).metadata().clone();
+    let groups = metadata
+        .row_groups()
+        .iter()
+        .map(|group| {
+            let columns = group
+                .columns()
+                .iter()
+                .map(|c| {
+                    c.clone()
+                        .into_builder()
+                        .set_compression(codec)
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            group
+                .clone()
+                .into_builder()
+                .set_column_metadata(columns)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let metadata = metadata.into_builder().set_row_groups(groups).build();
+    ParquetMetaDataWriter::new(&mut out, &metadata)
+        .finish()
+        .unwrap();
+    fs::write(path, out).unwrap();
+}
+
+#[test]
+fn lz4_and_brotli_read_like_snappy_and_lzo_is_refused() {
+    use parquet::basic::{BrotliLevel, Compression};
+    use parquet_files::Values;
+    let work = Workdir::new();
+    let schema = "message t { REQUIRED INT64 id; OPTIONAL BYTE_ARRAY status (STRING); }";
+    let columns = || {
+        [
+            Values::Int64((1..=300).map(Some).collect()),
+            Values::Bytes(
+                (1..=300)
+                    .map(|i| (i % 5 != 0).then(|| format!("s{}", i % 7).into_bytes()))
+                    .collect(),
+            ),
+        ]
+    };
+    let mut fixtures = Vec::new();
+    for (name, codec) in [
+        ("snappy", Compression::SNAPPY),
+        ("lz4", Compression::LZ4),
+        ("lz4_raw", Compression::LZ4_RAW),
+        ("brotli", Compression::BROTLI(BrotliLevel::default())),
+    ] {
+        let path = work.path(&format!("{name}.parquet"));
+        parquet_files::write_with(&path, schema, &columns(), 100, codec);
+        let reader = parquet_files::reader(&path);
+        let chunk = parquet::file::reader::FileReader::metadata(&reader)
+            .row_group(0)
+            .column(1)
+            .compression();
+        assert_eq!(chunk, codec);
+        let (out, _) = sample_with(&work, path.to_str().unwrap(), name, &["--format", "csv"]);
+        fixtures.push(fs::read_to_string(out.join(format!("{name}.csv"))).unwrap());
+    }
+    assert_eq!(fixtures[0].lines().count(), 301);
+    assert!(fixtures.iter().all(|f| f == &fixtures[0]));
+
+    // DuckDB's Brotli (its own writer) reads too.
+    let brotli =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/envd/data/duckdb_brotli.parquet");
+    sample_with(&work, brotli.to_str().unwrap(), "duckdb", &[]);
+
+    let lzo = work.path("lzo.parquet");
+    parquet_files::write(&lzo, schema, &columns(), 100);
+    declare_codec(&lzo, Compression::LZO);
+    let out = work.path("refused");
+    let (code, _, stderr) = run(&[
+        "sample",
+        lzo.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("row group 0, column \"id\": compressed with LZO; envd reads"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
 }
