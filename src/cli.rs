@@ -280,8 +280,10 @@ byte-identical files.
 A Parquet source is read a row group at a time; its types come from its schema, and its
 fixture is Parquet with the same schema (snappy). Values are shown (statistics, CSV or
 JSON output) as a CSV export holds them: 12.50, 2024-01-31, 2024-01-31T13:45:00.000000Z,
-binary as base64. Its line numbers are row numbers. Nested columns (LIST, MAP, STRUCT),
-encrypted files and LZ4/Brotli/LZO codecs are refused. --format parquet writes a CSV or
+binary as base64. Its line numbers are row numbers. A nested column (LIST, MAP, STRUCT,
+a repeated field) is one column whose value is JSON: text in statistics and CSV, a JSON
+value in JSON Lines, its levels and values kept as they were in the Parquet fixture; it
+cannot be masked. Encrypted files and the LZO codec are refused. --format parquet writes a CSV or
 JSON Lines source as Parquet: INT64, DOUBLE, BOOLEAN or DATE where every kept value fits,
 else STRING.
 
