@@ -523,8 +523,10 @@ Examples:
   envd fixture check postgres://app@127.0.0.1:5432/shop --against fixtures/shop
 
 A PostgreSQL source is checked table by table (the fixture's tables, or each --table) and
-also for declared types that changed (integer to bigint); --json then prints a list of
-reports, one per table.
+also for declared types that changed (integer to bigint), enum labels added, removed or
+reordered, types and functions gone or defined otherwise, and keys, checks, indexes and
+triggers added, removed or changed; --json then prints a list of reports, one per table
+and one for the schema's types and functions (\"schemaObjects\": true).
 
 Exit codes:
   0  no drift
@@ -615,23 +617,33 @@ fn print_drift(stdout: &mut impl Write, report: &fixtures::DriftReport, heading:
             report.source, report.table, report.fixture
         );
     } else {
-        let rows: Vec<(String, &str, String)> = report
+        let rows: Vec<(String, String, String)> = report
             .changes
             .iter()
             .map(|change| {
                 let (what, detail) = change.describe();
-                (change.column().to_owned(), what, detail)
+                (change.name().to_owned(), what, detail)
             })
             .collect();
-        let width = |f: &dyn Fn(&(String, &str, String)) -> usize, title: usize| {
+        let width = |f: &dyn Fn(&(String, String, String)) -> usize, title: usize| {
             rows.iter().map(f).max().unwrap_or(0).max(title)
         };
         let w0 = width(&|r| r.0.chars().count(), 6);
         let w1 = width(&|r| r.1.len(), 6);
-        if heading {
+        if report.schema_objects {
+            let _ = writeln!(
+                stdout,
+                "envd: drift in the types and functions of schema {}:",
+                report.table
+            );
+        } else if heading {
             let _ = writeln!(stdout, "envd: drift in table {}:", report.table);
         }
-        let _ = writeln!(stdout, "{:w0$}  {:w1$}  DETAIL", "COLUMN", "CHANGE");
+        let first = match report.changes.iter().all(|c| c.of_column()) {
+            true => "COLUMN",
+            false => "NAME",
+        };
+        let _ = writeln!(stdout, "{first:w0$}  {:w1$}  DETAIL", "CHANGE");
         for (column, what, detail) in &rows {
             let _ = writeln!(stdout, "{column:w0$}  {what:w1$}  {detail}");
         }

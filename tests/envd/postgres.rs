@@ -419,6 +419,64 @@ fn drift_in_an_altered_table_exits_1() {
     );
 }
 
+/// The objects a fixture carries drift too: an enum label added in the source, an index
+/// dropped and another created. Before the change, the same fixture has no drift.
+#[test]
+fn drift_in_enum_labels_and_indexes_exits_1() {
+    let server = server();
+    let url = server.database("object_drift", CATALOGUE);
+    let work = Workdir::new();
+    let out = work.path("fixture").display().to_string();
+    sample(&[&url, "--out", &out, "--rows", "3"]);
+    let (code, stdout, stderr) = run(&["fixture", "check", &url, "--against", &out]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(!stdout.contains("drift in"), "{stdout}");
+
+    // Its own statement: a label added is not usable in the transaction that adds it.
+    server.execute(&url, "ALTER TYPE mood ADD VALUE 'ecstatic'");
+    server.execute(
+        &url,
+        "DROP INDEX items_price; CREATE INDEX items_note ON items (note)",
+    );
+    let (code, stdout, stderr) = run(&["fixture", "check", &url, "--against", &out]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("envd: drift in the types and functions of schema public:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("mood    enum labels changed  added ecstatic"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("envd: drift in table items:"), "{stdout}");
+    assert!(stdout.contains("items_price  index removed"), "{stdout}");
+    assert!(
+        stdout.contains("items_note   index added    CREATE INDEX items_note ON public.items USING btree (note)"),
+        "{stdout}"
+    );
+
+    let (code, stdout, _) = run(&["fixture", "check", &url, "--against", &out, "--json"]);
+    assert_eq!(code, Some(1));
+    let reports: Value = serde_json::from_str(&stdout).unwrap();
+    let objects = named(&reports, "table", "public");
+    assert_eq!(objects["schemaObjects"], true);
+    assert_eq!(each(&objects["changes"], "change"), ["enum-labels-changed"]);
+    assert_eq!(objects["changes"][0]["object"], "mood");
+    assert_eq!(
+        objects["changes"][0]["added"],
+        serde_json::json!(["ecstatic"])
+    );
+    let items = named(&reports, "table", "items");
+    let indexes: Vec<&str> = items["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "index")
+        .map(|c| c["change"].as_str().unwrap())
+        .collect();
+    assert_eq!(indexes, ["object-removed", "object-added"]);
+}
+
 /// The query the shop's service under test runs at its start.
 const COUNT_ORDERS: &str =
     "SELECT count(*) FROM orders JOIN customers ON customers.email = orders.customer_email";
