@@ -58,6 +58,18 @@ fn fixture(dir: &Path) -> Value {
     serde_json::from_slice(&fs::read(dir.join("fixture.json")).unwrap()).unwrap()
 }
 
+/// Asserts that the table's edge rows include each (line, reason) pair.
+fn assert_edges(table: &Value, expected: &[(u64, &str)]) {
+    let found = reasons(table);
+    for (line, reason) in expected {
+        assert!(
+            found.contains(&(*line, reason.to_string())),
+            "{:?} not in {found:?}",
+            (line, reason)
+        );
+    }
+}
+
 /// Every (line, reason) pair of a table's edge rows.
 fn reasons(table: &Value) -> Vec<(u64, String)> {
     let mut found = Vec::new();
@@ -115,22 +127,19 @@ fn the_same_seed_gives_a_byte_identical_fixture_with_every_edge_row() {
     let table = &manifest["tables"][0];
     assert_eq!(table["stats"]["rows"], 3000);
     assert_eq!(table["kept"]["sampled"], 100);
-    let found = reasons(table);
     // Line numbers count the header and the quoted newline in row 50.
-    for expected in [
-        (779, "category status=lost-in-transit"),
-        (1236, "type-mismatch amount=N/A"),
-        (62, "invalid-utf8 note"),
-        (72, "oversized-field"),
-        (72, "longest note"),
-        (92, "ragged"),
-        (93, "ragged"),
-    ] {
-        assert!(
-            found.contains(&(expected.0, expected.1.to_owned())),
-            "{expected:?} not in {found:?}"
-        );
-    }
+    assert_edges(
+        table,
+        &[
+            (779, "category status=lost-in-transit"),
+            (1236, "type-mismatch amount=N/A"),
+            (62, "invalid-utf8 note"),
+            (72, "oversized-field"),
+            (72, "longest note"),
+            (92, "ragged"),
+            (93, "ragged"),
+        ],
+    );
     let columns = &table["stats"]["columns"];
     assert_eq!(columns[0]["type"], "integer");
     assert_eq!(columns[0]["min"], "1");
@@ -845,19 +854,16 @@ fn parquet_is_sampled_by_its_schema_into_parquet_of_the_same_schema() {
     assert_eq!(table["format"], "parquet");
     assert_eq!(table["stats"]["rows"], 2000);
     assert_eq!(table["kept"]["sampled"], 50);
-    let found = reasons(table);
-    for expected in [
-        (777, "category status=lost"),
-        (100, "first-null status"),
-        (7, "first-null amount"),
-        (1500, "min amount"),
-        (13, "first-null blob"),
-    ] {
-        assert!(
-            found.contains(&(expected.0, expected.1.to_owned())),
-            "{expected:?} not in {found:?}"
-        );
-    }
+    assert_edges(
+        table,
+        &[
+            (777, "category status=lost"),
+            (100, "first-null status"),
+            (7, "first-null amount"),
+            (1500, "min amount"),
+            (13, "first-null blob"),
+        ],
+    );
     // Types come from the declarations; values read as a CSV export would hold them.
     let columns = &table["stats"]["columns"];
     let column = |name: &str| {
