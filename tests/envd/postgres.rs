@@ -1174,3 +1174,226 @@ fn a_service_dependency_keeps_its_own_types_when_they_serve() {
     );
     assert!(home.ps().is_empty(), "a failed load left an environment");
 }
+
+/// Customers, one inherited by a table of old ones; events partitioned by range of day: a year partitioned again by hash of id, another
+/// with an index of its own, a default partition with a check of its own; an index and a
+/// trigger on the partitioned table, a foreign key to it (by its composite key) and from it.
+const PARTITIONED: &str = "
+CREATE TABLE customers (id integer PRIMARY KEY, region text NOT NULL);
+CREATE TABLE events (id bigint, at date NOT NULL, kind text NOT NULL,
+    customer integer REFERENCES customers (id), PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')
+    PARTITION BY HASH (id);
+CREATE TABLE events_2024_even PARTITION OF events_2024 FOR VALUES WITH (modulus 2, remainder 0);
+CREATE TABLE events_2024_odd PARTITION OF events_2024 FOR VALUES WITH (modulus 2, remainder 1);
+CREATE TABLE events_later PARTITION OF events DEFAULT;
+ALTER TABLE events_later ADD CONSTRAINT not_before_2025 CHECK (at >= '2025-01-01');
+CREATE INDEX events_kind ON events (kind);
+CREATE INDEX events_2023_customer ON events_2023 (customer);
+CREATE FUNCTION shout() RETURNS trigger LANGUAGE plpgsql
+    AS $$ BEGIN NEW.kind := upper(NEW.kind); RETURN NEW; END $$;
+CREATE TRIGGER events_shout BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION shout();
+CREATE TABLE tags (id integer PRIMARY KEY, event bigint NOT NULL, at date NOT NULL, tag text,
+    FOREIGN KEY (event, at) REFERENCES events (id, at));
+INSERT INTO customers SELECT i, (ARRAY['eu', 'us'])[i % 2 + 1] FROM generate_series(1, 50) i;
+CREATE TABLE old_customers () INHERITS (customers);
+INSERT INTO old_customers VALUES (1000, 'gone');
+ALTER TABLE events DISABLE TRIGGER events_shout;
+INSERT INTO events SELECT i, date '2023-01-01' + i * 2, (ARRAY['click', 'view', 'buy'])[i % 3 + 1],
+    i % 50 + 1 FROM generate_series(1, 600) i;
+ALTER TABLE events ENABLE TRIGGER events_shout;
+INSERT INTO tags SELECT i, i * 2, date '2023-01-01' + i * 4, 'tag' || i FROM generate_series(100, 300) i;
+";
+
+/// What the catalog says of the partitioned tables, for comparing two databases (the
+/// names PostgreSQL makes for a cloned foreign key left out).
+const PARTITIONS_CATALOG: &str = "
+SELECT string_agg(d, E'\\n' ORDER BY d) FROM (
+    SELECT concat_ws(' ', c.relname, c.relkind, pg_get_expr(c.relpartbound, c.oid),
+        pg_get_partkeydef(c.oid), (SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = c.oid)) AS d
+        FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+    UNION ALL SELECT pg_get_indexdef(indexrelid) || ' ' || indisvalid FROM pg_index
+        WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace)
+    UNION ALL SELECT tgrelid::regclass || ' ' || pg_get_triggerdef(oid) || ' ' || tgenabled::text FROM pg_trigger
+        WHERE NOT tgisinternal
+    UNION ALL SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
+        WHERE connamespace = 'public'::regnamespace AND conparentid = 0
+) x";
+
+/// Each event (id and day) in the partition that holds it: `events_2023:7:2023-01-15,…`.
+const PLACEMENT: &str = "SELECT string_agg(tableoid::regclass || ':' || id || ':' || at, ',' ORDER BY id, at) FROM events";
+
+/// Where the source keeps the events `placed` lists (as [`PLACEMENT`] writes them).
+fn placed_in_source(url: &str, placed: &str) -> String {
+    let keys: Vec<String> = placed
+        .split(',')
+        .map(|event| event.split_once(':').unwrap().1.to_owned())
+        .collect();
+    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    client
+        .query_one(
+            &format!("{PLACEMENT} WHERE id || ':' || at = ANY($1)"),
+            &[&keys],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// A partitioned table samples through its parent, with the partitions in fixture.json;
+/// load.sql creates the same partitions with their bounds, so every row lands where it
+/// was, the indexes reach every partition and no trigger fires on the loaded rows. A
+/// partition is not sampled on its own. Partitions added and removed in the source drift.
+#[test]
+fn a_partitioned_table_loads_with_its_partitions() {
+    let server = server();
+    let url = server.database("partitioned", PARTITIONED);
+    let work = Workdir::new();
+    let dir = work.path("events");
+    let (code, _, stderr) = run(&[
+        "sample",
+        &url,
+        "--out",
+        dir.to_str().unwrap(),
+        "--rows",
+        "40",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // The keys to the partitions PostgreSQL adds for a foreign key to a partitioned table
+    // are not the source's keys.
+    assert!(!stderr.contains("not sampled"), "{stderr}");
+    assert!(
+        stderr.contains("partition events_later of events has its own constraint not_before_2025, which the fixture does not carry"),
+        "{stderr}"
+    );
+    let manifest = fixture(&dir);
+    let events = named(&manifest["postgres"]["tables"], "name", "events");
+    assert_eq!(events["partitionBy"], "RANGE (at)");
+    assert_eq!(
+        each(&events["partitions"], "name"),
+        [
+            "events_2023",
+            "events_2024",
+            "events_2024_even",
+            "events_2024_odd",
+            "events_later"
+        ]
+    );
+    assert_eq!(each(&manifest["tables"], "name").len(), 4, "{manifest}");
+    // A table inherited from holds its own rows only.
+    let customers = fs::read_to_string(dir.join("customers.csv")).unwrap();
+    assert!(!customers.contains("gone"), "{customers}");
+    let tags = named(&manifest["postgres"]["tables"], "name", "tags");
+    assert_eq!(tags["foreignKeys"].as_array().unwrap().len(), 1, "{tags}");
+
+    let copy = server.database("partitioned_copy", "");
+    let psql = Command::new(program("psql"))
+        .args([&copy, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        psql.status.success(),
+        "{}",
+        String::from_utf8_lossy(&psql.stderr)
+    );
+    // Not carried: the partition's own check, the inheritance.
+    let catalog = |url: &str| {
+        value(server, url, PARTITIONS_CATALOG)
+            .lines()
+            .filter(|l| !l.contains("not_before_2025") && !l.starts_with("old_customers r"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(catalog(&copy), catalog(&url));
+    let placed = value(server, &copy, PLACEMENT);
+    assert_eq!(placed, placed_in_source(&url, &placed));
+    for partition in [
+        "events_2023",
+        "events_2024_even",
+        "events_2024_odd",
+        "events_later",
+    ] {
+        assert!(
+            placed.contains(&format!("{partition}:")),
+            "{partition}: {placed}"
+        );
+    }
+    assert_eq!(
+        value(
+            server,
+            &copy,
+            "SELECT count(*)::text FROM events WHERE kind <> lower(kind)"
+        ),
+        "0"
+    );
+    assert_eq!(
+        value(server, &copy, "INSERT INTO events VALUES (1000, '2024-06-01', 'new') RETURNING tableoid::regclass || ' ' || kind"),
+        "events_2024_even NEW"
+    );
+
+    let (code, _, stderr) = run(&[
+        "sample",
+        &url,
+        "--out",
+        &work.path("one").display().to_string(),
+        "--table",
+        "events_2024_odd",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--table events_2024_odd: a partition of events; sample that table, whose partitions come with it"),
+        "{stderr}"
+    );
+
+    let (code, stdout, stderr) =
+        run(&["fixture", "check", &url, "--against", dir.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    server.execute(
+        &url,
+        "ALTER TABLE events DETACH PARTITION events_2023; \
+         CREATE TABLE events_2022 PARTITION OF events FOR VALUES FROM ('2022-01-01') TO ('2023-01-01')",
+    );
+    let (code, stdout, stderr) =
+        run(&["fixture", "check", &url, "--against", dir.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("envd: drift in table events:"), "{stdout}");
+    for line in [
+        "events_2023 partition removed",
+        "events_2022 partition added CREATE TABLE \"public\".\"events_2022\" PARTITION OF \"public\".\"events\" FOR VALUES FROM ('2022-01-01') TO ('2023-01-01')",
+        // Its own index went with it.
+        "events_2023_customer index removed",
+    ] {
+        assert!(drift_lines(&stdout).contains(&line.to_owned()), "{line}: {stdout}");
+    }
+}
+
+/// The lines of `envd fixture check`'s output, each with its runs of spaces as one.
+fn drift_lines(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// envd's own load of a partitioned fixture into a `service` dependency: the rows the
+/// service under test finds are in the partitions the source keeps them in.
+#[test]
+fn a_service_dependency_gets_partitions_as_the_source_has_them() {
+    let server = server();
+    let url = server.database("partitioned_service", PARTITIONED);
+    let work = Workdir::new();
+    let dir = work.path("events");
+    sample(&[&url, "--out", dir.to_str().unwrap(), "--rows", "30"]);
+    let home = Home::new();
+    let manifest = shop_manifest(&home, &dir, &format!("{PLACEMENT};\n"), None);
+    let id = home.up(&manifest)["id"].as_str().unwrap().to_owned();
+    let logs = home.envd(&["logs", &id, "orders"]).stdout;
+    let placed = logs
+        .lines()
+        .find_map(|line| line.strip_prefix("orders: "))
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert!(placed.contains("events_2024_odd:"), "{placed}");
+    assert_eq!(placed, placed_in_source(&url, placed));
+    assert_eq!(home.envd(&["down", &id]).code, Some(0));
+}
