@@ -1397,3 +1397,85 @@ fn a_service_dependency_gets_partitions_as_the_source_has_them() {
     assert_eq!(placed, placed_in_source(&url, placed));
     assert_eq!(home.envd(&["down", &id]).code, Some(0));
 }
+
+/// People with an email of `citext` (an older version than the server's default) and
+/// attributes of `hstore`; four triggers, one in each state.
+const STATES: &str = "
+CREATE EXTENSION citext VERSION '1.5';
+CREATE EXTENSION hstore;
+CREATE TABLE people (id integer PRIMARY KEY, email citext, attrs hstore);
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER people_a BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE TRIGGER people_b BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE TRIGGER people_c BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE TRIGGER people_d BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION touch();
+ALTER TABLE people DISABLE TRIGGER people_b;
+ALTER TABLE people ENABLE REPLICA TRIGGER people_c;
+ALTER TABLE people ENABLE ALWAYS TRIGGER people_d;
+INSERT INTO people SELECT i, 'P' || i || '@x.example', hstore('n', i::text) FROM generate_series(1, 30) i;
+";
+
+const TRIGGER_STATES: &str =
+    "SELECT string_agg(tgname || ' ' || tgenabled::text, ', ' ORDER BY tgname) FROM pg_trigger WHERE NOT tgisinternal";
+
+/// Every trigger comes back in its state (disabled, replica, always); the extensions the
+/// tables use and the triggers' states drift: a version updated, one no longer used, one
+/// newly used, a trigger disabled and another enabled.
+#[test]
+fn drift_in_extensions_and_trigger_states_exits_1() {
+    let server = server();
+    let url = server.database("states", STATES);
+    let work = Workdir::new();
+    let dir = work.path("people");
+    let out = dir.display().to_string();
+    sample(&[&url, "--out", &out, "--rows", "5"]);
+    let manifest = fixture(&dir);
+    assert_eq!(
+        named(&manifest["postgres"]["extensions"], "name", "citext")["version"],
+        "1.5"
+    );
+    let copy = server.database("states_copy", "");
+    let psql = Command::new(program("psql"))
+        .args([&copy, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        psql.status.success(),
+        "{}",
+        String::from_utf8_lossy(&psql.stderr)
+    );
+    assert_eq!(
+        value(server, &copy, TRIGGER_STATES),
+        "people_a O, people_b D, people_c R, people_d A"
+    );
+    let (code, stdout, stderr) = run(&["fixture", "check", &url, "--against", &out]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+
+    server.execute(
+        &url,
+        "ALTER EXTENSION citext UPDATE TO '1.6'; ALTER TABLE people DROP COLUMN attrs; \
+         CREATE EXTENSION pg_trgm; \
+         CREATE INDEX people_trgm ON people USING gin ((email::text) gin_trgm_ops); \
+         ALTER TABLE people DISABLE TRIGGER people_a; ALTER TABLE people ENABLE TRIGGER people_b",
+    );
+    let (code, stdout, stderr) = run(&["fixture", "check", &url, "--against", &out]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let lines = drift_lines(&stdout);
+    for line in [
+        "citext extension changed version 1.5, schema public -> version 1.6, schema public",
+        "hstore extension removed",
+        "pg_trgm extension added version 1.6, schema public",
+        "people_a trigger state changed ENABLE -> DISABLE",
+        "people_b trigger state changed DISABLE -> ENABLE",
+    ] {
+        assert!(lines.contains(&line.to_owned()), "{line}: {stdout}");
+    }
+    let (_, stdout, _) = run(&["fixture", "check", &url, "--against", &out, "--json"]);
+    let reports: Value = serde_json::from_str(&stdout).unwrap();
+    let extensions = &named(&reports, "table", "public")["changes"];
+    assert_eq!(
+        each(extensions, "change"),
+        ["definition-changed", "object-removed", "object-added"]
+    );
+}
