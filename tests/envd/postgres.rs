@@ -1479,3 +1479,97 @@ fn drift_in_extensions_and_trigger_states_exits_1() {
         ["definition-changed", "object-removed", "object-added"]
     );
 }
+
+/// Notes with comments on the table and a column, row-level security enabled and forced,
+/// and three policies: one for everyone, one for a role, one restrictive.
+const SECURED: &str = "
+CREATE ROLE secured_reader;
+CREATE ROLE secured_writer;
+CREATE TABLE notes (id integer PRIMARY KEY, owner text NOT NULL DEFAULT current_user, body text);
+COMMENT ON TABLE notes IS 'What people wrote';
+COMMENT ON COLUMN notes.body IS 'Markdown, it''s free text';
+INSERT INTO notes SELECT i, 'user' || i % 3, 'note ' || i FROM generate_series(1, 40) i;
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE notes FORCE ROW LEVEL SECURITY;
+CREATE POLICY own ON notes USING (owner = current_user) WITH CHECK (owner = current_user);
+CREATE POLICY readers ON notes FOR SELECT TO secured_reader, pg_monitor USING (true);
+CREATE POLICY no_drafts ON notes AS RESTRICTIVE FOR SELECT USING (body <> 'draft');
+GRANT SELECT ON notes TO secured_reader;
+";
+
+/// What the catalog says of `notes`' security and comments.
+const SECURITY_CATALOG: &str = "
+SELECT concat_ws(E'\\n', (SELECT relrowsecurity || ' ' || relforcerowsecurity || ' ' || obj_description(oid, 'pg_class')
+    FROM pg_class WHERE oid = 'notes'::regclass), col_description('notes'::regclass, 3),
+    (SELECT string_agg(concat_ws(' ', policyname, permissive, roles::text, cmd, qual, with_check), E'\\n' ORDER BY policyname)
+        FROM pg_policies WHERE tablename = 'notes'))";
+
+/// Row-level security, policies and comments come back as the source has them, the
+/// policies applying to the loaded rows; each kind drifts.
+#[test]
+fn row_level_security_and_comments_load_and_drift() {
+    let server = server();
+    let url = server.database("secured", SECURED);
+    let work = Workdir::new();
+    let dir = work.path("notes");
+    let out = dir.display().to_string();
+    sample(&[&url, "--out", &out, "--rows", "10"]);
+    let copy = server.database("secured_copy", "");
+    let psql = Command::new(program("psql"))
+        .args([&copy, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        psql.status.success(),
+        "{}",
+        String::from_utf8_lossy(&psql.stderr)
+    );
+    assert_eq!(
+        value(server, &copy, SECURITY_CATALOG),
+        value(server, &url, SECURITY_CATALOG)
+    );
+    // Grants are not carried; the policies apply to the loaded rows: the reader's policy
+    // shows every row, the writer has none of their own.
+    server.execute(
+        &copy,
+        "GRANT SELECT ON notes TO secured_reader, secured_writer",
+    );
+    let seen = |role: &str| -> i64 {
+        let mut client = postgres::Client::connect(&copy, postgres::NoTls).unwrap();
+        client.batch_execute(&format!("SET ROLE {role}")).unwrap();
+        client
+            .query_one("SELECT count(*) FROM notes", &[])
+            .unwrap()
+            .get(0)
+    };
+    let loaded: i64 = server.query(&copy, "SELECT count(*) FROM notes")[0].get(0);
+    assert!(loaded > 0);
+    assert_eq!(
+        (seen("secured_reader"), seen("secured_writer")),
+        (loaded, 0)
+    );
+    let (code, stdout, stderr) = run(&["fixture", "check", &url, "--against", &out]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+
+    server.execute(
+        &url,
+        "ALTER TABLE notes NO FORCE ROW LEVEL SECURITY; DROP POLICY readers ON notes; \
+         CREATE POLICY writers ON notes FOR INSERT WITH CHECK (true); \
+         COMMENT ON TABLE notes IS NULL; COMMENT ON COLUMN notes.body IS 'Plain text'; \
+         COMMENT ON COLUMN notes.owner IS 'Who wrote it'",
+    );
+    let (code, stdout, stderr) = run(&["fixture", "check", &url, "--against", &out]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let lines = drift_lines(&stdout);
+    for line in [
+        "notes row level security changed on, forced -> on",
+        "readers policy removed",
+        "writers policy added CREATE POLICY writers ON public.notes AS PERMISSIVE FOR INSERT TO PUBLIC WITH CHECK (true)",
+        "notes comment removed",
+        "body column comment changed Markdown, it's free text -> Plain text",
+        "owner column comment added Who wrote it",
+    ] {
+        assert!(lines.contains(&line.to_owned()), "{line}: {stdout}");
+    }
+}
