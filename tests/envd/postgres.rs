@@ -1573,3 +1573,65 @@ fn row_level_security_and_comments_load_and_drift() {
         assert!(lines.contains(&line.to_owned()), "{line}: {stdout}");
     }
 }
+
+/// A `service` dependency whose database has the fixture's table without one of its
+/// indexes and its triggers: envd adds them after the rows (the disabled one disabled),
+/// so the loaded rows are not stamped again and the service's insert is. An index of the
+/// same name and another definition stops the start, naming both.
+#[test]
+fn a_service_dependency_gets_the_indexes_and_triggers_its_tables_lack() {
+    let server = server();
+    let url = server.database("catalogue_lacking", CATALOGUE);
+    let work = Workdir::new();
+    let dir = work.path("catalogue");
+    sample(&[&url, "--out", dir.to_str().unwrap(), "--rows", "10"]);
+    let lacking = CATALOGUE
+        .split("INSERT INTO items")
+        .next()
+        .unwrap()
+        .replace("CREATE INDEX items_price ON items (price DESC NULLS LAST);\n", "")
+        .replace(
+            "CREATE TRIGGER items_stamp BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION stamp();\n",
+            "",
+        )
+        .replace(
+            "CREATE TRIGGER items_refuse BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION refuse();\n",
+            "",
+        )
+        .replace("ALTER TABLE items DISABLE TRIGGER items_refuse;\n", "");
+    assert!(
+        !lacking.contains("items_price") && !lacking.contains("TRIGGER"),
+        "{lacking}"
+    );
+    let query = "SELECT count(*) FROM items WHERE note LIKE '%stamped stamped';\n\
+        INSERT INTO items (code) VALUES ('NEW-1') RETURNING note;\n\
+        SELECT indexdef FROM pg_indexes WHERE indexname = 'items_price';\n\
+        SELECT string_agg(tgname || ' ' || tgenabled::text, ', ' ORDER BY tgname) FROM pg_trigger WHERE NOT tgisinternal;\n";
+    let home = Home::new();
+    let manifest = shop_manifest(&home, &dir, query, Some(&lacking));
+    let id = home.up(&manifest)["id"].as_str().unwrap().to_owned();
+    let logs = home.envd(&["logs", &id, "orders"]).stdout;
+    for line in [
+        "orders: 0\n",
+        "orders:  stamped\n",
+        "orders: CREATE INDEX items_price ON public.items USING btree (price DESC NULLS LAST)\n",
+        "orders: items_refuse D, items_stamp O\n",
+    ] {
+        assert!(logs.contains(line), "{line}: {logs}");
+    }
+    assert_eq!(home.envd(&["down", &id]).code, Some(0));
+
+    let home = Home::new();
+    let other = lacking + "CREATE INDEX items_price ON items (price);\n";
+    let manifest = shop_manifest(&home, &dir, query, Some(&other));
+    let output = home.envd(&["up", "--detach", "-f", &manifest]);
+    assert_eq!(output.code, Some(3), "{}", output.stderr);
+    assert!(
+        output.stderr.contains(
+            "index \"public\".\"items_price\" exists in the target as CREATE INDEX items_price ON public.items USING btree (price); the fixture has CREATE INDEX items_price ON public.items USING btree (price DESC NULLS LAST)"
+        ),
+        "{}",
+        output.stderr
+    );
+    assert!(home.ps().is_empty(), "a failed load left an environment");
+}
