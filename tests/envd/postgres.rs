@@ -309,17 +309,7 @@ fn a_schema_samples_with_every_foreign_key_resolving() {
 
     // Loading the fixture adds every foreign key after the rows: each one is checked, the
     // masked email key included.
-    let copy = server.database("sample_schema_copy", "");
-    let psql = Command::new(program("psql"))
-        .args([&copy, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
-        .current_dir(&a)
-        .output()
-        .unwrap();
-    assert!(
-        psql.status.success(),
-        "{}",
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    let copy = loaded_by_script(server, "sample_schema_copy", &a);
     let joined = server.query(
         &copy,
         "SELECT count(*) FROM orders JOIN customers ON customers.email = orders.customer_email",
@@ -612,6 +602,23 @@ CREATE TABLE billing.invoices (id serial PRIMARY KEY, total integer NOT NULL DEF
 INSERT INTO billing.invoices (total) SELECT i FROM generate_series(1, 300) i;
 ";
 
+/// A new database `name` into which the fixture in `dir` was loaded by its load.sql
+/// (`psql -v ON_ERROR_STOP=1 -f load.sql` in `dir`); its URL.
+fn loaded_by_script(server: &Server, name: &str, dir: &Path) -> String {
+    let copy = server.database(name, "");
+    let psql = Command::new(program("psql"))
+        .args([&copy, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        psql.status.success(),
+        "{}",
+        String::from_utf8_lossy(&psql.stderr)
+    );
+    copy
+}
+
 /// `SQL`'s single value, as text.
 fn value(server: &Server, url: &str, sql: &str) -> String {
     server.query(url, sql)[0].get(0)
@@ -630,24 +637,7 @@ fn a_loaded_fixture_inserts_and_refuses_like_its_source() {
     let csv = fs::read_to_string(dir.join("accounts.csv")).unwrap();
     assert!(!csv.lines().next().unwrap().contains("domain"), "{csv}");
 
-    let copy = server.database("accounts_copy", "");
-    let psql = Command::new(program("psql"))
-        .args([
-            copy.as_str(),
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-q",
-            "-f",
-            "load.sql",
-        ])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        psql.status.success(),
-        "{}",
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    let copy = loaded_by_script(server, "accounts_copy", &dir);
     let top = |sql: &str| value(server, &copy, sql);
     let next = |sql: &str| (top(sql).parse::<i64>().unwrap() + 1).to_string();
     let (id, ticket, plan) = (
@@ -707,24 +697,7 @@ fn a_loaded_fixture_inserts_and_refuses_like_its_source() {
         "--rows",
         "10",
     ]);
-    let copy = server.database("billing_copy", "");
-    let psql = Command::new(program("psql"))
-        .args([
-            copy.as_str(),
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-q",
-            "-f",
-            "load.sql",
-        ])
-        .current_dir(&billing)
-        .output()
-        .unwrap();
-    assert!(
-        psql.status.success(),
-        "{}",
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    let copy = loaded_by_script(server, "billing_copy", &billing);
     let next = value(
         server,
         &copy,
@@ -1063,17 +1036,7 @@ fn a_fixture_carries_the_types_indexes_sequences_and_triggers_its_tables_use() {
         (&"email".into(), &true.into())
     );
 
-    let copy = server.database("catalogue_copy", "");
-    let psql = Command::new(program("psql"))
-        .args([&copy, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        psql.status.success(),
-        "{}",
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    let copy = loaded_by_script(server, "catalogue_copy", &dir);
     assert_eq!(
         value(server, &copy, ITEMS_CATALOG),
         value(server, &url, ITEMS_CATALOG)
@@ -1286,17 +1249,7 @@ fn a_partitioned_table_loads_with_its_partitions() {
     let tags = named(&manifest["postgres"]["tables"], "name", "tags");
     assert_eq!(tags["foreignKeys"].as_array().unwrap().len(), 1, "{tags}");
 
-    let copy = server.database("partitioned_copy", "");
-    let psql = Command::new(program("psql"))
-        .args([&copy, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        psql.status.success(),
-        "{}",
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    let copy = loaded_by_script(server, "partitioned_copy", &dir);
     // Not carried: the partition's own check, the inheritance.
     let catalog = |url: &str| {
         value(server, url, PARTITIONS_CATALOG)
@@ -1434,17 +1387,7 @@ fn drift_in_extensions_and_trigger_states_exits_1() {
         named(&manifest["postgres"]["extensions"], "name", "citext")["version"],
         "1.5"
     );
-    let copy = server.database("states_copy", "");
-    let psql = Command::new(program("psql"))
-        .args([&copy, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        psql.status.success(),
-        "{}",
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    let copy = loaded_by_script(server, "states_copy", &dir);
     assert_eq!(
         value(server, &copy, TRIGGER_STATES),
         "people_a O, people_b D, people_c R, people_d A"
@@ -1514,17 +1457,7 @@ fn row_level_security_and_comments_load_and_drift() {
     let dir = work.path("notes");
     let out = dir.display().to_string();
     sample(&[&url, "--out", &out, "--rows", "10"]);
-    let copy = server.database("secured_copy", "");
-    let psql = Command::new(program("psql"))
-        .args([&copy, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        psql.status.success(),
-        "{}",
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    let copy = loaded_by_script(server, "secured_copy", &dir);
     assert_eq!(
         value(server, &copy, SECURITY_CATALOG),
         value(server, &url, SECURITY_CATALOG)
