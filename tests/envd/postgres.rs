@@ -1436,7 +1436,7 @@ fn drift_in_extensions_and_trigger_states_exits_1() {
 /// Notes with comments on the table and a column, row-level security enabled and forced,
 /// and three policies: one for everyone, one for a role, one restrictive.
 const SECURED: &str = "
-CREATE ROLE secured_reader;
+CREATE ROLE secured_reader LOGIN;
 CREATE ROLE secured_writer;
 CREATE TABLE notes (id integer PRIMARY KEY, owner text NOT NULL DEFAULT current_user, body text);
 COMMENT ON TABLE notes IS 'What people wrote';
@@ -1466,7 +1466,21 @@ fn row_level_security_and_comments_load_and_drift() {
     let work = Workdir::new();
     let dir = work.path("notes");
     let out = dir.display().to_string();
-    sample(&[&url, "--out", &out, "--rows", "10"]);
+    let (code, _, stderr) = run(&["sample", &url, "--out", &out, "--rows", "10"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("row-level security"), "{stderr}");
+    // A role the policies apply to samples what they show it, and is told so.
+    let (code, _, stderr) = run(&[
+        "sample",
+        &url.replace("postgres@", "secured_reader@"),
+        "--out",
+        &work.path("as-reader").display().to_string(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("table notes has row-level security that applies to the connecting role: the sample holds only the rows its policies show it"),
+        "{stderr}"
+    );
     let copy = loaded_by_script(server, "secured_copy", &dir);
     assert_eq!(
         value(server, &copy, SECURITY_CATALOG),
