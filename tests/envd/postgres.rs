@@ -1592,3 +1592,39 @@ fn a_service_dependency_gets_the_indexes_and_triggers_its_tables_lack() {
     );
     assert!(home.ps().is_empty(), "a failed load left an environment");
 }
+
+/// A `service` dependency whose database has the partitioned table with some partitions
+/// of its own: envd adds the fixture's partitions it lacks (the default one here), leaves
+/// out those its own overlap (a year, and the partitions under it), and every row lands
+/// in a partition.
+#[test]
+fn a_service_dependency_gets_the_partitions_its_table_lacks() {
+    let server = server();
+    let url = server.database("partitioned_lacking", PARTITIONED);
+    let work = Workdir::new();
+    let dir = work.path("events");
+    sample(&[&url, "--out", dir.to_str().unwrap(), "--rows", "30"]);
+    let schema = "CREATE TABLE events (id bigint, at date NOT NULL, kind text NOT NULL, \
+        customer integer, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);\n\
+        CREATE TABLE events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');\n\
+        CREATE TABLE events_y2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');";
+    let query = format!(
+        "{PLACEMENT};\nSELECT count(*) FROM pg_indexes WHERE tablename = 'events_later';\n"
+    );
+    let home = Home::new();
+    let manifest = shop_manifest(&home, &dir, &query, Some(schema));
+    let id = home.up(&manifest)["id"].as_str().unwrap().to_owned();
+    let logs = home.envd(&["logs", &id, "orders"]).stdout;
+    let placed = logs
+        .lines()
+        .filter_map(|line| line.strip_prefix("orders: "))
+        .find(|line| line.starts_with("events"))
+        .unwrap_or_else(|| panic!("{logs}"));
+    for partition in ["events_2023:", "events_y2024:", "events_later:"] {
+        assert!(placed.contains(partition), "{partition}: {placed}");
+    }
+    assert!(!placed.contains("events_2024"), "{placed}");
+    // The added default partition has the table's key and the fixture's index on it.
+    assert!(logs.contains("orders: 2\n"), "{logs}");
+    assert_eq!(home.envd(&["down", &id]).code, Some(0));
+}
