@@ -309,17 +309,7 @@ fn a_schema_samples_with_every_foreign_key_resolving() {
 
     // Loading the fixture adds every foreign key after the rows: each one is checked, the
     // masked email key included.
-    let copy = server.database("sample_schema_copy", "");
-    let psql = Command::new(program("psql"))
-        .args([&copy, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
-        .current_dir(&a)
-        .output()
-        .unwrap();
-    assert!(
-        psql.status.success(),
-        "{}",
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    let copy = loaded_by_script(server, "sample_schema_copy", &a);
     let joined = server.query(
         &copy,
         "SELECT count(*) FROM orders JOIN customers ON customers.email = orders.customer_email",
@@ -612,6 +602,23 @@ CREATE TABLE billing.invoices (id serial PRIMARY KEY, total integer NOT NULL DEF
 INSERT INTO billing.invoices (total) SELECT i FROM generate_series(1, 300) i;
 ";
 
+/// A new database `name` into which the fixture in `dir` was loaded by its load.sql
+/// (`psql -v ON_ERROR_STOP=1 -f load.sql` in `dir`); its URL.
+fn loaded_by_script(server: &Server, name: &str, dir: &Path) -> String {
+    let copy = server.database(name, "");
+    let psql = Command::new(program("psql"))
+        .args([&copy, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        psql.status.success(),
+        "{}",
+        String::from_utf8_lossy(&psql.stderr)
+    );
+    copy
+}
+
 /// `SQL`'s single value, as text.
 fn value(server: &Server, url: &str, sql: &str) -> String {
     server.query(url, sql)[0].get(0)
@@ -630,24 +637,7 @@ fn a_loaded_fixture_inserts_and_refuses_like_its_source() {
     let csv = fs::read_to_string(dir.join("accounts.csv")).unwrap();
     assert!(!csv.lines().next().unwrap().contains("domain"), "{csv}");
 
-    let copy = server.database("accounts_copy", "");
-    let psql = Command::new(program("psql"))
-        .args([
-            copy.as_str(),
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-q",
-            "-f",
-            "load.sql",
-        ])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        psql.status.success(),
-        "{}",
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    let copy = loaded_by_script(server, "accounts_copy", &dir);
     let top = |sql: &str| value(server, &copy, sql);
     let next = |sql: &str| (top(sql).parse::<i64>().unwrap() + 1).to_string();
     let (id, ticket, plan) = (
@@ -707,24 +697,7 @@ fn a_loaded_fixture_inserts_and_refuses_like_its_source() {
         "--rows",
         "10",
     ]);
-    let copy = server.database("billing_copy", "");
-    let psql = Command::new(program("psql"))
-        .args([
-            copy.as_str(),
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-q",
-            "-f",
-            "load.sql",
-        ])
-        .current_dir(&billing)
-        .output()
-        .unwrap();
-    assert!(
-        psql.status.success(),
-        "{}",
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    let copy = loaded_by_script(server, "billing_copy", &billing);
     let next = value(
         server,
         &copy,
@@ -1063,17 +1036,7 @@ fn a_fixture_carries_the_types_indexes_sequences_and_triggers_its_tables_use() {
         (&"email".into(), &true.into())
     );
 
-    let copy = server.database("catalogue_copy", "");
-    let psql = Command::new(program("psql"))
-        .args([&copy, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        psql.status.success(),
-        "{}",
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    let copy = loaded_by_script(server, "catalogue_copy", &dir);
     assert_eq!(
         value(server, &copy, ITEMS_CATALOG),
         value(server, &url, ITEMS_CATALOG)
@@ -1173,4 +1136,495 @@ fn a_service_dependency_keeps_its_own_types_when_they_serve() {
         output.stderr
     );
     assert!(home.ps().is_empty(), "a failed load left an environment");
+}
+
+/// Customers, one inherited by a table of old ones; events partitioned by range of day: a year partitioned again by hash of id, another
+/// with an index of its own, a default partition with a check of its own; an index and a
+/// trigger on the partitioned table, a foreign key to it (by its composite key) and from it.
+const PARTITIONED: &str = "
+CREATE TABLE customers (id integer PRIMARY KEY, region text NOT NULL);
+CREATE TABLE events (id bigint, at date NOT NULL, kind text NOT NULL,
+    customer integer REFERENCES customers (id), PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')
+    PARTITION BY HASH (id);
+CREATE TABLE events_2024_even PARTITION OF events_2024 FOR VALUES WITH (modulus 2, remainder 0);
+CREATE TABLE events_2024_odd PARTITION OF events_2024 FOR VALUES WITH (modulus 2, remainder 1);
+CREATE TABLE events_later PARTITION OF events DEFAULT;
+ALTER TABLE events_later ADD CONSTRAINT not_before_2025 CHECK (at >= '2025-01-01');
+CREATE INDEX events_kind ON events (kind);
+CREATE INDEX events_2023_customer ON events_2023 (customer);
+CREATE FUNCTION shout() RETURNS trigger LANGUAGE plpgsql
+    AS $$ BEGIN NEW.kind := upper(NEW.kind); RETURN NEW; END $$;
+CREATE TRIGGER events_shout BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION shout();
+CREATE TABLE tags (id integer PRIMARY KEY, event bigint NOT NULL, at date NOT NULL, tag text,
+    FOREIGN KEY (event, at) REFERENCES events (id, at));
+CREATE TABLE reviews (id integer PRIMARY KEY, event bigint, at date,
+    CONSTRAINT reviews_old_event FOREIGN KEY (event, at) REFERENCES events_2023 (id, at));
+INSERT INTO customers SELECT i, (ARRAY['eu', 'us'])[i % 2 + 1] FROM generate_series(1, 50) i;
+CREATE TABLE old_customers () INHERITS (customers);
+INSERT INTO old_customers VALUES (1000, 'gone');
+ALTER TABLE events DISABLE TRIGGER events_shout;
+INSERT INTO events SELECT i, date '2023-01-01' + i * 2, (ARRAY['click', 'view', 'buy'])[i % 3 + 1],
+    i % 50 + 1 FROM generate_series(1, 600) i;
+ALTER TABLE events ENABLE TRIGGER events_shout;
+INSERT INTO tags SELECT i, i * 2, date '2023-01-01' + i * 4, 'tag' || i FROM generate_series(100, 300) i;
+";
+
+/// What the catalog says of the partitioned tables, for comparing two databases (the
+/// names PostgreSQL makes for a cloned foreign key left out).
+const PARTITIONS_CATALOG: &str = "
+SELECT string_agg(d, E'\\n' ORDER BY d) FROM (
+    SELECT concat_ws(' ', c.relname, c.relkind, pg_get_expr(c.relpartbound, c.oid),
+        pg_get_partkeydef(c.oid), (SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = c.oid)) AS d
+        FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+    UNION ALL SELECT pg_get_indexdef(indexrelid) || ' ' || indisvalid FROM pg_index
+        WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace)
+    UNION ALL SELECT tgrelid::regclass || ' ' || pg_get_triggerdef(oid) || ' ' || tgenabled::text FROM pg_trigger
+        WHERE NOT tgisinternal
+    UNION ALL SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
+        WHERE connamespace = 'public'::regnamespace AND conparentid = 0
+) x";
+
+/// Each event (id and day) in the partition that holds it: `events_2023:7:2023-01-15,…`.
+const PLACEMENT: &str = "SELECT string_agg(tableoid::regclass || ':' || id || ':' || at, ',' ORDER BY id, at) FROM events";
+
+/// Where the source keeps the events `placed` lists (as [`PLACEMENT`] writes them).
+fn placed_in_source(url: &str, placed: &str) -> String {
+    let keys: Vec<String> = placed
+        .split(',')
+        .map(|event| event.split_once(':').unwrap().1.to_owned())
+        .collect();
+    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    client
+        .query_one(
+            &format!("{PLACEMENT} WHERE id || ':' || at = ANY($1)"),
+            &[&keys],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// A partitioned table samples through its parent, with the partitions in fixture.json;
+/// load.sql creates the same partitions with their bounds, so every row lands where it
+/// was, the indexes reach every partition and no trigger fires on the loaded rows. A
+/// partition is not sampled on its own. Partitions added and removed in the source drift.
+#[test]
+fn a_partitioned_table_loads_with_its_partitions() {
+    let server = server();
+    let url = server.database("partitioned", PARTITIONED);
+    let work = Workdir::new();
+    let dir = work.path("events");
+    let (code, _, stderr) = run(&[
+        "sample",
+        &url,
+        "--out",
+        dir.to_str().unwrap(),
+        "--rows",
+        "40",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // The keys to the partitions PostgreSQL adds for a foreign key to a partitioned table
+    // are not the source's keys; one the source declares to a partition is named.
+    assert!(!stderr.contains("not sampled"), "{stderr}");
+    assert!(
+        stderr.contains("foreign key reviews_old_event of reviews (event, at) references public.events_2023 (id, at), a partition of public.events: a key to one partition is not followed and the fixture leaves it out"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("partition events_later of events has its own constraint not_before_2025, which the fixture does not carry"),
+        "{stderr}"
+    );
+    let manifest = fixture(&dir);
+    let events = named(&manifest["postgres"]["tables"], "name", "events");
+    assert_eq!(events["partitionBy"], "RANGE (at)");
+    assert_eq!(
+        each(&events["partitions"], "name"),
+        [
+            "events_2023",
+            "events_2024",
+            "events_2024_even",
+            "events_2024_odd",
+            "events_later"
+        ]
+    );
+    assert_eq!(each(&manifest["tables"], "name").len(), 5, "{manifest}");
+    // A table inherited from holds its own rows only.
+    let customers = fs::read_to_string(dir.join("customers.csv")).unwrap();
+    assert!(!customers.contains("gone"), "{customers}");
+    let tags = named(&manifest["postgres"]["tables"], "name", "tags");
+    assert_eq!(tags["foreignKeys"].as_array().unwrap().len(), 1, "{tags}");
+
+    let copy = loaded_by_script(server, "partitioned_copy", &dir);
+    // Not carried: the partition's own check, the key to a partition, the inheritance.
+    let catalog = |url: &str| {
+        value(server, url, PARTITIONS_CATALOG)
+            .lines()
+            .filter(|l| {
+                !l.contains("not_before_2025")
+                    && !l.contains("reviews_old_event")
+                    && !l.starts_with("old_customers r")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(catalog(&copy), catalog(&url));
+    let placed = value(server, &copy, PLACEMENT);
+    assert_eq!(placed, placed_in_source(&url, &placed));
+    for partition in [
+        "events_2023",
+        "events_2024_even",
+        "events_2024_odd",
+        "events_later",
+    ] {
+        assert!(
+            placed.contains(&format!("{partition}:")),
+            "{partition}: {placed}"
+        );
+    }
+    assert_eq!(
+        value(
+            server,
+            &copy,
+            "SELECT count(*)::text FROM events WHERE kind <> lower(kind)"
+        ),
+        "0"
+    );
+    assert_eq!(
+        value(server, &copy, "INSERT INTO events VALUES (1000, '2024-06-01', 'new') RETURNING tableoid::regclass || ' ' || kind"),
+        "events_2024_even NEW"
+    );
+
+    let (code, _, stderr) = run(&[
+        "sample",
+        &url,
+        "--out",
+        &work.path("one").display().to_string(),
+        "--table",
+        "events_2024_odd",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--table events_2024_odd: a partition of events; sample that table, whose partitions come with it"),
+        "{stderr}"
+    );
+
+    let (code, stdout, stderr) =
+        run(&["fixture", "check", &url, "--against", dir.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    server.execute(
+        &url,
+        "ALTER TABLE events DETACH PARTITION events_2023; \
+         CREATE TABLE events_2022 PARTITION OF events FOR VALUES FROM ('2022-01-01') TO ('2023-01-01')",
+    );
+    let (code, stdout, stderr) =
+        run(&["fixture", "check", &url, "--against", dir.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("envd: drift in table events:"), "{stdout}");
+    for line in [
+        "events_2023 partition removed",
+        "events_2022 partition added CREATE TABLE \"public\".\"events_2022\" PARTITION OF \"public\".\"events\" FOR VALUES FROM ('2022-01-01') TO ('2023-01-01')",
+        // Its own index went with it.
+        "events_2023_customer index removed",
+    ] {
+        assert!(drift_lines(&stdout).contains(&line.to_owned()), "{line}: {stdout}");
+    }
+}
+
+/// The lines of `envd fixture check`'s output, each with its runs of spaces as one.
+fn drift_lines(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// envd's own load of a partitioned fixture into a `service` dependency: the rows the
+/// service under test finds are in the partitions the source keeps them in.
+#[test]
+fn a_service_dependency_gets_partitions_as_the_source_has_them() {
+    let server = server();
+    let url = server.database("partitioned_service", PARTITIONED);
+    let work = Workdir::new();
+    let dir = work.path("events");
+    sample(&[&url, "--out", dir.to_str().unwrap(), "--rows", "30"]);
+    let home = Home::new();
+    let manifest = shop_manifest(&home, &dir, &format!("{PLACEMENT};\n"), None);
+    let id = home.up(&manifest)["id"].as_str().unwrap().to_owned();
+    let logs = home.envd(&["logs", &id, "orders"]).stdout;
+    let placed = logs
+        .lines()
+        .find_map(|line| line.strip_prefix("orders: "))
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert!(placed.contains("events_2024_odd:"), "{placed}");
+    assert_eq!(placed, placed_in_source(&url, placed));
+    assert_eq!(home.envd(&["down", &id]).code, Some(0));
+}
+
+/// People with an email of `citext` (an older version than the server's default) and
+/// attributes of `hstore`; four triggers, one in each state.
+const STATES: &str = "
+CREATE EXTENSION citext VERSION '1.5';
+CREATE EXTENSION hstore;
+CREATE TABLE people (id integer PRIMARY KEY, email citext, attrs hstore);
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER people_a BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE TRIGGER people_b BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE TRIGGER people_c BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE TRIGGER people_d BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION touch();
+ALTER TABLE people DISABLE TRIGGER people_b;
+ALTER TABLE people ENABLE REPLICA TRIGGER people_c;
+ALTER TABLE people ENABLE ALWAYS TRIGGER people_d;
+INSERT INTO people SELECT i, 'P' || i || '@x.example', hstore('n', i::text) FROM generate_series(1, 30) i;
+";
+
+const TRIGGER_STATES: &str =
+    "SELECT string_agg(tgname || ' ' || tgenabled::text, ', ' ORDER BY tgname) FROM pg_trigger WHERE NOT tgisinternal";
+
+/// Every trigger comes back in its state (disabled, replica, always); the extensions the
+/// tables use and the triggers' states drift: a version updated, one no longer used, one
+/// newly used, a trigger disabled and another enabled.
+#[test]
+fn drift_in_extensions_and_trigger_states_exits_1() {
+    let server = server();
+    let url = server.database("states", STATES);
+    let work = Workdir::new();
+    let dir = work.path("people");
+    let out = dir.display().to_string();
+    sample(&[&url, "--out", &out, "--rows", "5"]);
+    let manifest = fixture(&dir);
+    assert_eq!(
+        named(&manifest["postgres"]["extensions"], "name", "citext")["version"],
+        "1.5"
+    );
+    let copy = loaded_by_script(server, "states_copy", &dir);
+    assert_eq!(
+        value(server, &copy, TRIGGER_STATES),
+        "people_a O, people_b D, people_c R, people_d A"
+    );
+    let (code, stdout, stderr) = run(&["fixture", "check", &url, "--against", &out]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+
+    server.execute(
+        &url,
+        "ALTER EXTENSION citext UPDATE TO '1.6'; ALTER TABLE people DROP COLUMN attrs; \
+         CREATE EXTENSION pg_trgm; \
+         CREATE INDEX people_trgm ON people USING gin ((email::text) gin_trgm_ops); \
+         ALTER TABLE people DISABLE TRIGGER people_a; ALTER TABLE people ENABLE TRIGGER people_b",
+    );
+    let (code, stdout, stderr) = run(&["fixture", "check", &url, "--against", &out]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let lines = drift_lines(&stdout);
+    for line in [
+        "citext extension changed version 1.5, schema public -> version 1.6, schema public",
+        "hstore extension removed",
+        "pg_trgm extension added version 1.6, schema public",
+        "people_a trigger state changed ENABLE -> DISABLE",
+        "people_b trigger state changed DISABLE -> ENABLE",
+    ] {
+        assert!(lines.contains(&line.to_owned()), "{line}: {stdout}");
+    }
+    let (_, stdout, _) = run(&["fixture", "check", &url, "--against", &out, "--json"]);
+    let reports: Value = serde_json::from_str(&stdout).unwrap();
+    let extensions = &named(&reports, "table", "public")["changes"];
+    assert_eq!(
+        each(extensions, "change"),
+        ["definition-changed", "object-removed", "object-added"]
+    );
+}
+
+/// Notes with comments on the table and a column, row-level security enabled and forced,
+/// and three policies: one for everyone, one for a role, one restrictive.
+const SECURED: &str = "
+CREATE ROLE secured_reader LOGIN;
+CREATE ROLE secured_writer;
+CREATE TABLE notes (id integer PRIMARY KEY, owner text NOT NULL DEFAULT current_user, body text);
+COMMENT ON TABLE notes IS 'What people wrote';
+COMMENT ON COLUMN notes.body IS 'Markdown, it''s free text';
+INSERT INTO notes SELECT i, 'user' || i % 3, 'note ' || i FROM generate_series(1, 40) i;
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE notes FORCE ROW LEVEL SECURITY;
+CREATE POLICY own ON notes USING (owner = current_user) WITH CHECK (owner = current_user);
+CREATE POLICY readers ON notes FOR SELECT TO secured_reader, pg_monitor USING (true);
+CREATE POLICY no_drafts ON notes AS RESTRICTIVE FOR SELECT USING (body <> 'draft');
+GRANT SELECT ON notes TO secured_reader;
+";
+
+/// What the catalog says of `notes`' security and comments.
+const SECURITY_CATALOG: &str = "
+SELECT concat_ws(E'\\n', (SELECT relrowsecurity || ' ' || relforcerowsecurity || ' ' || obj_description(oid, 'pg_class')
+    FROM pg_class WHERE oid = 'notes'::regclass), col_description('notes'::regclass, 3),
+    (SELECT string_agg(concat_ws(' ', policyname, permissive, roles::text, cmd, qual, with_check), E'\\n' ORDER BY policyname)
+        FROM pg_policies WHERE tablename = 'notes'))";
+
+/// Row-level security, policies and comments come back as the source has them, the
+/// policies applying to the loaded rows; each kind drifts.
+#[test]
+fn row_level_security_and_comments_load_and_drift() {
+    let server = server();
+    let url = server.database("secured", SECURED);
+    let work = Workdir::new();
+    let dir = work.path("notes");
+    let out = dir.display().to_string();
+    let (code, _, stderr) = run(&["sample", &url, "--out", &out, "--rows", "10"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("row-level security"), "{stderr}");
+    // A role the policies apply to samples what they show it, and is told so.
+    let (code, _, stderr) = run(&[
+        "sample",
+        &url.replace("postgres@", "secured_reader@"),
+        "--out",
+        &work.path("as-reader").display().to_string(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("table notes has row-level security that applies to the connecting role: the sample holds only the rows its policies show it"),
+        "{stderr}"
+    );
+    let copy = loaded_by_script(server, "secured_copy", &dir);
+    assert_eq!(
+        value(server, &copy, SECURITY_CATALOG),
+        value(server, &url, SECURITY_CATALOG)
+    );
+    // Grants are not carried; the policies apply to the loaded rows: the reader's policy
+    // shows every row, the writer has none of their own.
+    server.execute(
+        &copy,
+        "GRANT SELECT ON notes TO secured_reader, secured_writer",
+    );
+    let seen = |role: &str| -> i64 {
+        let mut client = postgres::Client::connect(&copy, postgres::NoTls).unwrap();
+        client.batch_execute(&format!("SET ROLE {role}")).unwrap();
+        client
+            .query_one("SELECT count(*) FROM notes", &[])
+            .unwrap()
+            .get(0)
+    };
+    let loaded: i64 = server.query(&copy, "SELECT count(*) FROM notes")[0].get(0);
+    assert!(loaded > 0);
+    assert_eq!(
+        (seen("secured_reader"), seen("secured_writer")),
+        (loaded, 0)
+    );
+    let (code, stdout, stderr) = run(&["fixture", "check", &url, "--against", &out]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+
+    server.execute(
+        &url,
+        "ALTER TABLE notes NO FORCE ROW LEVEL SECURITY; DROP POLICY readers ON notes; \
+         CREATE POLICY writers ON notes FOR INSERT WITH CHECK (true); \
+         COMMENT ON TABLE notes IS NULL; COMMENT ON COLUMN notes.body IS 'Plain text'; \
+         COMMENT ON COLUMN notes.owner IS 'Who wrote it'",
+    );
+    let (code, stdout, stderr) = run(&["fixture", "check", &url, "--against", &out]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let lines = drift_lines(&stdout);
+    for line in [
+        "notes row level security changed on, forced -> on",
+        "readers policy removed",
+        "writers policy added CREATE POLICY writers ON public.notes AS PERMISSIVE FOR INSERT TO PUBLIC WITH CHECK (true)",
+        "notes comment removed",
+        "body column comment changed Markdown, it's free text -> Plain text",
+        "owner column comment added Who wrote it",
+    ] {
+        assert!(lines.contains(&line.to_owned()), "{line}: {stdout}");
+    }
+}
+
+/// A `service` dependency whose database has the fixture's table without one of its
+/// indexes and its triggers: envd adds them after the rows (the disabled one disabled),
+/// so the loaded rows are not stamped again and the service's insert is. An index of the
+/// same name and another definition stops the start, naming both.
+#[test]
+fn a_service_dependency_gets_the_indexes_and_triggers_its_tables_lack() {
+    let server = server();
+    let url = server.database("catalogue_lacking", CATALOGUE);
+    let work = Workdir::new();
+    let dir = work.path("catalogue");
+    sample(&[&url, "--out", dir.to_str().unwrap(), "--rows", "10"]);
+    let lacking = CATALOGUE
+        .split("INSERT INTO items")
+        .next()
+        .unwrap()
+        .replace("CREATE INDEX items_price ON items (price DESC NULLS LAST);\n", "")
+        .replace(
+            "CREATE TRIGGER items_stamp BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION stamp();\n",
+            "",
+        )
+        .replace(
+            "CREATE TRIGGER items_refuse BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION refuse();\n",
+            "",
+        )
+        .replace("ALTER TABLE items DISABLE TRIGGER items_refuse;\n", "");
+    assert!(
+        !lacking.contains("items_price") && !lacking.contains("TRIGGER"),
+        "{lacking}"
+    );
+    let query = "SELECT count(*) FROM items WHERE note LIKE '%stamped stamped';\n\
+        INSERT INTO items (code) VALUES ('NEW-1') RETURNING note;\n\
+        SELECT indexdef FROM pg_indexes WHERE indexname = 'items_price';\n\
+        SELECT string_agg(tgname || ' ' || tgenabled::text, ', ' ORDER BY tgname) FROM pg_trigger WHERE NOT tgisinternal;\n";
+    let home = Home::new();
+    let manifest = shop_manifest(&home, &dir, query, Some(&lacking));
+    let id = home.up(&manifest)["id"].as_str().unwrap().to_owned();
+    let logs = home.envd(&["logs", &id, "orders"]).stdout;
+    for line in [
+        "orders: 0\n",
+        "orders:  stamped\n",
+        "orders: CREATE INDEX items_price ON public.items USING btree (price DESC NULLS LAST)\n",
+        "orders: items_refuse D, items_stamp O\n",
+    ] {
+        assert!(logs.contains(line), "{line}: {logs}");
+    }
+    assert_eq!(home.envd(&["down", &id]).code, Some(0));
+
+    let home = Home::new();
+    let other = lacking + "CREATE INDEX items_price ON items (price);\n";
+    let manifest = shop_manifest(&home, &dir, query, Some(&other));
+    let output = home.envd(&["up", "--detach", "-f", &manifest]);
+    assert_eq!(output.code, Some(3), "{}", output.stderr);
+    assert!(
+        output.stderr.contains(
+            "index \"public\".\"items_price\" exists in the target as CREATE INDEX items_price ON public.items USING btree (price); the fixture has CREATE INDEX items_price ON public.items USING btree (price DESC NULLS LAST)"
+        ),
+        "{}",
+        output.stderr
+    );
+    assert!(home.ps().is_empty(), "a failed load left an environment");
+}
+
+/// A `service` dependency whose database has the partitioned table with some partitions
+/// of its own: envd adds the fixture's partitions it lacks (the default one here), leaves
+/// out those its own overlap (a year, and the partitions under it), and every row lands
+/// in a partition.
+#[test]
+fn a_service_dependency_gets_the_partitions_its_table_lacks() {
+    let server = server();
+    let url = server.database("partitioned_lacking", PARTITIONED);
+    let work = Workdir::new();
+    let dir = work.path("events");
+    sample(&[&url, "--out", dir.to_str().unwrap(), "--rows", "30"]);
+    let schema = "CREATE TABLE events (id bigint, at date NOT NULL, kind text NOT NULL, \
+        customer integer, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);\n\
+        CREATE TABLE events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');\n\
+        CREATE TABLE events_y2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');";
+    let query = format!(
+        "{PLACEMENT};\nSELECT count(*) FROM pg_indexes WHERE tablename = 'events_later';\n"
+    );
+    let home = Home::new();
+    let manifest = shop_manifest(&home, &dir, &query, Some(schema));
+    let id = home.up(&manifest)["id"].as_str().unwrap().to_owned();
+    let logs = home.envd(&["logs", &id, "orders"]).stdout;
+    let placed = logs
+        .lines()
+        .filter_map(|line| line.strip_prefix("orders: "))
+        .find(|line| line.starts_with("events"))
+        .unwrap_or_else(|| panic!("{logs}"));
+    for partition in ["events_2023:", "events_y2024:", "events_later:"] {
+        assert!(placed.contains(partition), "{partition}: {placed}");
+    }
+    assert!(!placed.contains("events_2024"), "{placed}");
+    // The added default partition has the table's key and the fixture's index on it.
+    assert!(logs.contains("orders: 2\n"), "{logs}");
+    assert_eq!(home.envd(&["down", &id]).code, Some(0));
 }
