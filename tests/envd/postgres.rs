@@ -16,6 +16,9 @@ use serde_json::Value;
 use crate::environments::Home;
 use crate::harness::{eventually, run, Workdir};
 
+/// Fixtures sampled from files, loaded by the same server's databases.
+mod files;
+
 /// Debian's `nobody`: PostgreSQL refuses to run as root.
 const NOBODY: u32 = 65534;
 
