@@ -227,6 +227,20 @@ fn fixture(dir: &Path) -> Value {
     serde_json::from_slice(&fs::read(dir.join("fixture.json")).unwrap()).unwrap()
 }
 
+/// Runs `DIR/load.sql` with psql into the database at `url`, which must succeed.
+fn load_script(url: &str, dir: &Path) {
+    let psql = Command::new(program("psql"))
+        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        psql.status.success(),
+        "{}",
+        String::from_utf8_lossy(&psql.stderr)
+    );
+}
+
 /// The item of a JSON list whose `field` is `name`.
 fn named<'a>(list: &'a Value, field: &str, name: &str) -> &'a Value {
     list.as_array()
@@ -313,16 +327,7 @@ fn a_schema_samples_with_every_foreign_key_resolving() {
     // Loading the fixture adds every foreign key after the rows: each one is checked, the
     // masked email key included.
     let copy = server.database("sample_schema_copy", "");
-    let psql = Command::new(program("psql"))
-        .args([&copy, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
-        .current_dir(&a)
-        .output()
-        .unwrap();
-    assert!(
-        psql.status.success(),
-        "{}",
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    load_script(&copy, &a);
     let joined = server.query(
         &copy,
         "SELECT count(*) FROM orders JOIN customers ON customers.email = orders.customer_email",
@@ -577,19 +582,25 @@ fn a_service_dependency_gets_its_fixture_before_the_service_under_test_starts() 
         .unwrap();
     let home = Home::new();
     let manifest = shop_manifest(&home, &broken, COUNT_ORDERS, None);
-    let output = home.envd(&["up", "--detach", "-f", &manifest]);
+    let stderr = load_fails(&home, &manifest);
+    assert!(
+        stderr.contains("loading") && stderr.contains("into table orders"),
+        "{stderr}"
+    );
+}
+
+/// `envd up` of `manifest`, whose `db` dependency's fixture must fail to load, leaving no
+/// environment: what it printed on stderr.
+fn load_fails(home: &Home, manifest: &str) -> String {
+    let output = home.envd(&["up", "--detach", "-f", manifest]);
     assert_eq!(output.code, Some(3), "{}", output.stderr);
     assert!(
         output.stderr.contains("db did not start: loading fixture"),
         "{}",
         output.stderr
     );
-    assert!(
-        output.stderr.contains("loading") && output.stderr.contains("into table orders"),
-        "{}",
-        output.stderr
-    );
     assert!(home.ps().is_empty(), "a failed load left an environment");
+    output.stderr
 }
 
 /// Plans and accounts as an application makes them: keys from an identity and a `serial`,
@@ -634,23 +645,7 @@ fn a_loaded_fixture_inserts_and_refuses_like_its_source() {
     assert!(!csv.lines().next().unwrap().contains("domain"), "{csv}");
 
     let copy = server.database("accounts_copy", "");
-    let psql = Command::new(program("psql"))
-        .args([
-            copy.as_str(),
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-q",
-            "-f",
-            "load.sql",
-        ])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        psql.status.success(),
-        "{}",
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    load_script(&copy, &dir);
     let top = |sql: &str| value(server, &copy, sql);
     let next = |sql: &str| (top(sql).parse::<i64>().unwrap() + 1).to_string();
     let (id, ticket, plan) = (
@@ -711,23 +706,7 @@ fn a_loaded_fixture_inserts_and_refuses_like_its_source() {
         "10",
     ]);
     let copy = server.database("billing_copy", "");
-    let psql = Command::new(program("psql"))
-        .args([
-            copy.as_str(),
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-q",
-            "-f",
-            "load.sql",
-        ])
-        .current_dir(&billing)
-        .output()
-        .unwrap();
-    assert!(
-        psql.status.success(),
-        "{}",
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    load_script(&copy, &billing);
     let next = value(
         server,
         &copy,
@@ -1067,16 +1046,7 @@ fn a_fixture_carries_the_types_indexes_sequences_and_triggers_its_tables_use() {
     );
 
     let copy = server.database("catalogue_copy", "");
-    let psql = Command::new(program("psql"))
-        .args([&copy, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        psql.status.success(),
-        "{}",
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    load_script(&copy, &dir);
     assert_eq!(
         value(server, &copy, ITEMS_CATALOG),
         value(server, &url, ITEMS_CATALOG)

@@ -4,9 +4,8 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
-use super::{program, sample, server, Server};
+use super::{load_fails, load_script, sample, server, Server};
 use crate::environments::{Home, HTTP_SERVICE};
 use crate::harness::Workdir;
 
@@ -20,6 +19,16 @@ fn manifest(home: &Home, fixture: &Path, url: &str) -> String {
         fixture.display()
     );
     home.manifest(HTTP_SERVICE, &deps)
+}
+
+/// `envd up` with `fixture` loaded into `url`, which must succeed, then `envd down`.
+fn load(fixture: &Path, url: &str) {
+    let home = Home::new();
+    let id = home.up(&manifest(&home, fixture, url))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(home.envd(&["down", &id]).code, Some(0));
 }
 
 /// Each row of `sql` (one text column) in order.
@@ -169,12 +178,7 @@ fn a_csv_fixture_with_messy_rows_loads_every_row_with_its_keys() {
     sample_shop(&work, &dir, None);
 
     let url = server.database("files_csv", "");
-    let home = Home::new();
-    let id = home.up(&manifest(&home, &dir, &url))["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(home.envd(&["down", &id]).code, Some(0));
+    load(&dir, &url);
 
     // A misfit makes its column text; a relation's two sides share a type.
     assert_eq!(
@@ -242,26 +246,17 @@ fn a_csv_fixture_with_messy_rows_loads_every_row_with_its_keys() {
     let script = fs::read_to_string(dir.join("load.sql")).unwrap();
     for warning in [
         "-- warning: ",
-        "column amount of table orders is created as text: 1 values are not numeric (line 5 (\"N/A\"))",
-        "column signup of table customers is created as text: 1 values are not date (line 3 (\"2024-02-30\"))",
+        "column amount of table orders is created as text: 1 value is not numeric (line 5 (\"N/A\"))",
+        "column signup of table customers is created as text: 1 value is not date (line 3 (\"2024-02-30\"))",
         "column id of table customers is created as text to match column customer_id of table orders",
         "relation orders.customer_id=customers.id: 2 rows of orders refer to no row of customers (line 7 (\"x7\"), line 9 (\"99\"))",
-        "orders.csv: 1 rows have more fields than the header",
-        "column name of table customers: 1 values are not UTF-8",
+        "orders.csv: 1 row has more fields than the header",
+        "column name of table customers: 1 value is not UTF-8",
     ] {
         assert!(script.contains(warning), "{warning}\n{script}");
     }
     let copy = server.database("files_csv_psql", "");
-    let psql = Command::new(program("psql"))
-        .args([&copy, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        psql.status.success(),
-        "{}",
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    load_script(&copy, &dir);
     for (table, columns, rows) in [
         ("customers", CUSTOMERS, &expected[0]),
         ("orders", ORDERS, &expected[1]),
@@ -281,12 +276,7 @@ fn json_lines_and_parquet_fixtures_load() {
     let parquet = work.path("parquet");
     sample_shop(&work, &parquet, Some("parquet"));
     let url = server.database("files_parquet", "");
-    let home = Home::new();
-    let id = home.up(&manifest(&home, &parquet, &url))["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(home.envd(&["down", &id]).code, Some(0));
+    load(&parquet, &url);
     assert_eq!(
         columns(server, &url, "lines"),
         [
@@ -327,18 +317,14 @@ fn json_lines_and_parquet_fixtures_load() {
         out.to_str().unwrap(),
     ]);
     let url = server.database("files_jsonl", "");
-    let home = Home::new();
-    let id = home.up(&manifest(&home, &out, &url))["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(home.envd(&["down", &id]).code, Some(0));
+    load(&out, &url);
     assert_eq!(
         columns(server, &url, "events"),
+        // In the order the JSON Lines reader finds keys (by name).
         [
+            "at timestamp with time zone not null",
             "id bigint not null",
             "kind text not null",
-            "at timestamp with time zone not null",
             "score numeric not null",
         ]
     );
@@ -352,7 +338,7 @@ fn json_lines_and_parquet_fixtures_load() {
     );
     let script = fs::read_to_string(out.join("load.sql")).unwrap();
     assert!(
-        script.contains("1 lines are not JSON objects, so not rows of table events (line 6)"),
+        script.contains("1 line is not a JSON object, so not a row of table events (line 6)"),
         "{script}"
     );
 }
@@ -382,19 +368,8 @@ fn a_bad_fixture_or_target_is_named_and_leaves_the_target_untouched() {
     };
     let fails = |fixture: &Path, url: &str, message: &str| {
         let home = Home::new();
-        let output = home.envd(&["up", "--detach", "-f", &manifest(&home, fixture, url)]);
-        assert_eq!(output.code, Some(3), "{}", output.stderr);
-        assert!(
-            output.stderr.contains("db did not start: loading fixture"),
-            "{}",
-            output.stderr
-        );
-        assert!(
-            output.stderr.contains(message),
-            "{message}\n{}",
-            output.stderr
-        );
-        assert!(home.ps().is_empty(), "a failed load left an environment");
+        let stderr = load_fails(&home, &manifest(&home, fixture, url));
+        assert!(stderr.contains(message), "{message}\n{stderr}");
     };
 
     // A row with a field too many where the source had none.
@@ -445,12 +420,7 @@ fn a_bad_fixture_or_target_is_named_and_leaves_the_target_untouched() {
         "files_serving",
         "CREATE TABLE orders (id integer PRIMARY KEY, customer_id text, amount text, placed date, note varchar(20), extra text);",
     );
-    let home = Home::new();
-    let id = home.up(&manifest(&home, &good, &url))["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(home.envd(&["down", &id]).code, Some(0));
+    load(&good, &url);
     assert_eq!(
         rows(server, &url, "SELECT count(*)::text FROM orders"),
         ["60"]
