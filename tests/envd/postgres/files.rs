@@ -295,6 +295,24 @@ fn json_lines_and_parquet_fixtures_load() {
         ["60"]
     );
 
+    // The shop as JSON Lines: a long row's extra fields are a column of their own.
+    let jsonl = work.path("jsonl");
+    sample_shop(&work, &jsonl, Some("jsonl"));
+    let url = server.database("files_shop_jsonl", "");
+    load(&jsonl, &url);
+    assert_eq!(
+        rows(server, &url, "SELECT count(*)::text FROM orders"),
+        ["60"]
+    );
+    assert_eq!(
+        rows(
+            server,
+            &url,
+            "SELECT id || ' ' || _extra FROM orders WHERE _extra IS NOT NULL"
+        ),
+        [r#"108 ["extra"]"#]
+    );
+
     // Events as JSON Lines: a line that is not JSON is left out, with a warning.
     let events = work.path("events.jsonl");
     let mut text = String::new();
@@ -424,5 +442,85 @@ fn a_bad_fixture_or_target_is_named_and_leaves_the_target_untouched() {
     assert_eq!(
         rows(server, &url, "SELECT count(*)::text FROM orders"),
         ["60"]
+    );
+}
+
+#[test]
+fn a_parquet_fixture_gets_the_types_its_file_declares() {
+    let server = server();
+    let work = Workdir::new();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/envd/data");
+    let out = work.path("duckdb");
+    sample(&[
+        data.join("duckdb_types.parquet").to_str().unwrap(),
+        data.join("duckdb_nested.parquet").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let url = server.database("files_parquet_types", "");
+    load(&out, &url);
+    assert_eq!(
+        columns(server, &url, "duckdb_types"),
+        [
+            "id bigint",
+            "amount numeric",
+            "day date",
+            "at timestamp without time zone",
+            "at_utc timestamp with time zone",
+            "status text",
+            "even boolean",
+            "ratio double precision",
+            "ref uuid",
+            // Binary, as the fixture's rows show it: base64.
+            "raw text not null",
+            "small bigint",
+        ]
+    );
+    assert_eq!(
+        rows(
+            server,
+            &url,
+            "SELECT concat_ws('|', amount, day, at, at_utc AT TIME ZONE 'UTC', even, ratio, ref, raw, small) \
+             FROM duckdb_types WHERE id = 1"
+        ),
+        ["1.25|2024-01-02|2024-01-01 13:30:00|2024-01-01 12:00:01|f|0.25|00000000-0000-0000-0000-000000000001|AP8=|1"]
+    );
+    // A nested field is JSON.
+    assert_eq!(
+        columns(server, &url, "duckdb_nested"),
+        [
+            "id bigint",
+            "tags jsonb",
+            "attrs jsonb",
+            "person jsonb",
+            "grid jsonb",
+            "lines jsonb",
+            "names jsonb",
+        ]
+    );
+    assert_eq!(
+        rows(
+            server,
+            &url,
+            "SELECT concat_ws('|', tags, person ->> 'name', lines -> 0 ->> 'price') FROM duckdb_nested WHERE id = 1"
+        ),
+        [r#"["a", "b"]|ann|2.50"#]
+    );
+
+    // A CSV fixture of `;`-separated values reads back with its own delimiter.
+    let semi = work.path("semi.csv");
+    fs::write(&semi, "id;name\n1;a,b\n2;c\n").unwrap();
+    let out = work.path("semi");
+    sample(&[
+        semi.to_str().unwrap(),
+        "--delimiter",
+        ";",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    load(&out, &url);
+    assert_eq!(
+        table_rows(server, &url, "semi", &["id", "name"]),
+        ["1|a,b", "2|c"]
     );
 }
