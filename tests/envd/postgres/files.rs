@@ -433,6 +433,22 @@ fn a_bad_fixture_or_target_is_named_and_leaves_the_target_untouched() {
         ["0"]
     );
 
+    // A value its existing column refuses: PostgreSQL's reason, with the fixture's line.
+    let url = server.database(
+        "files_refused",
+        "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id text, amount text, placed date, note varchar(3));",
+    );
+    fails(
+        &good,
+        &url,
+        "into table orders (line 4): value too long for type character varying(3)",
+    );
+    assert_eq!(tables(&url), ["orders"]);
+    assert_eq!(
+        rows(server, &url, "SELECT count(*)::text FROM orders"),
+        ["0"]
+    );
+
     // One whose orders table serves: the fixture's rows go into it.
     let url = server.database(
         "files_serving",
