@@ -540,3 +540,63 @@ fn a_parquet_fixture_gets_the_types_its_file_declares() {
         ["1|a,b", "2|c"]
     );
 }
+
+#[test]
+fn cycles_and_self_references_load_and_a_repeated_parent_key_is_no_key() {
+    let server = server();
+    let work = Workdir::new();
+    let write = |name: &str, text: &str| {
+        let path = work.path(name);
+        fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let teams = write("teams.csv", "id,lead\n1,10\n2,11\n");
+    let members = write("members.csv", "id,team,mentor\n10,1,\n11,2,10\n12,2,11\n");
+    let people = write("people.csv", "id,boss\n1,\n2,1\n3,1\n3,2\n");
+    let out = work.path("org");
+    sample(&[
+        &teams,
+        &members,
+        &people,
+        "--relation",
+        "teams.lead=members.id",
+        "--relation",
+        "members.team=teams.id",
+        "--relation",
+        "members.mentor=members.id",
+        "--relation",
+        "people.boss=people.id",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let url = server.database("files_cycles", "");
+    load(&out, &url);
+    assert_eq!(
+        rows(
+            server,
+            &url,
+            "SELECT concat_ws(' ', conrelid::regclass, contype, convalidated) FROM pg_constraint \
+             WHERE connamespace = 'public'::regnamespace ORDER BY 1"
+        ),
+        // A foreign key each (checked), a unique key on each referenced column; none on
+        // people, whose ids repeat.
+        [
+            "members f t",
+            "members f t",
+            "members u t",
+            "teams f t",
+            "teams u t",
+        ]
+    );
+    assert_eq!(
+        rows(server, &url, "SELECT count(*)::text FROM people"),
+        ["4"]
+    );
+    let script = fs::read_to_string(out.join("load.sql")).unwrap();
+    assert!(
+        script.contains(
+            r#"relation people.boss=people.id: the fixture's people rows repeat the key (line 5 ("3"))"#
+        ),
+        "{script}"
+    );
+}
