@@ -21,14 +21,16 @@ fn manifest(home: &Home, fixture: &Path, url: &str) -> String {
     home.manifest(HTTP_SERVICE, &deps)
 }
 
-/// `envd up` with `fixture` loaded into `url`, which must succeed, then `envd down`.
-fn load(fixture: &Path, url: &str) {
+/// `envd up` with `fixture` loaded into `url`, which must succeed, then `envd down`: what
+/// the daemon logged.
+fn load(fixture: &Path, url: &str) -> String {
     let home = Home::new();
     let id = home.up(&manifest(&home, fixture, url))["id"]
         .as_str()
         .unwrap()
         .to_owned();
     assert_eq!(home.envd(&["down", &id]).code, Some(0));
+    home.daemon_log()
 }
 
 /// Each row of `sql` (one text column) in order.
@@ -178,7 +180,12 @@ fn a_csv_fixture_with_messy_rows_loads_every_row_with_its_keys() {
     sample_shop(&work, &dir, None);
 
     let url = server.database("files_csv", "");
-    load(&dir, &url);
+    let log = load(&dir, &url);
+    // What the load changed is in the daemon's log.
+    assert!(
+        log.contains("column amount of table orders is created as text"),
+        "{log}"
+    );
 
     // A misfit makes its column text; a relation's two sides share a type.
     assert_eq!(
