@@ -440,6 +440,18 @@ fn a_bad_fixture_or_target_is_named_and_leaves_the_target_untouched() {
         ["0"]
     );
 
+    // One whose column is of a kind the fixture's values are not.
+    let url = server.database(
+        "files_other_type",
+        "CREATE TABLE orders (id bigint, customer_id text, amount numeric, placed date, note text);",
+    );
+    fails(
+        &good,
+        &url,
+        "table \"public\".\"orders\" exists in the target with column amount of type numeric, where the fixture's is text",
+    );
+    assert_eq!(tables(&url), ["orders"]);
+
     // A value its existing column refuses: PostgreSQL's reason, with the fixture's line.
     let url = server.database(
         "files_refused",
