@@ -460,7 +460,7 @@ fn a_bad_fixture_or_target_is_named_and_leaves_the_target_untouched() {
     fails(
         &good,
         &url,
-        "into table orders (line 4): value too long for type character varying(3)",
+        "orders.csv into table orders (line 4, column note): value too long for type character varying(3)",
     );
     assert_eq!(tables(&url), ["orders"]);
     assert_eq!(
