@@ -542,6 +542,22 @@ fn a_parquet_fixture_gets_the_types_its_file_declares() {
         [r#"["a", "b"]|ann|2.50"#]
     );
 
+    // Converted to CSV, the same declarations make the same columns.
+    let csv = work.path("duckdb_csv");
+    sample(&[
+        data.join("duckdb_types.parquet").to_str().unwrap(),
+        "--format",
+        "csv",
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    let converted = server.database("files_parquet_csv", "");
+    load(&csv, &converted);
+    assert_eq!(
+        columns(server, &converted, "duckdb_types"),
+        columns(server, &url, "duckdb_types")
+    );
+
     // A CSV fixture of `;`-separated values reads back with its own delimiter.
     let semi = work.path("semi.csv");
     fs::write(&semi, "id;name\n1;a,b\n2;c\n").unwrap();
