@@ -95,7 +95,7 @@ pub enum Mode {
         process: Process,
         /// The URL handed to the service under test; `{port}` is the allocated port.
         url: String,
-        /// A fixture sampled from PostgreSQL, loaded into `url` once the process is
+        /// A fixture (sampled from PostgreSQL or files), loaded into `url` once the process is
         /// healthy and before the service under test starts.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fixture: Option<PathBuf>,
@@ -543,8 +543,8 @@ impl Reader<'_> {
         })
     }
 
-    /// A `fixture` directory: a fixture sampled from PostgreSQL, and a `url` to load it
-    /// into.
+    /// A `fixture` directory (a fixture sampled from PostgreSQL or from files), and a
+    /// `url` to load it into.
     fn fixture(
         &self,
         base: &Path,
@@ -554,17 +554,8 @@ impl Reader<'_> {
     ) -> Result<PathBuf, ManifestError> {
         let key = format!("{key}.fixture");
         let dir = self.relative(base, value, &key)?;
-        let manifest = crate::fixtures::read_manifest(&dir)
+        crate::fixtures::read_manifest(&dir)
             .map_err(|error| self.at(value.span(), format!("{key}: {error}")))?;
-        if manifest.postgres.is_none() {
-            return Err(self.at(
-                value.span(),
-                format!(
-                    "{key}: {} was not sampled from PostgreSQL; expected a fixture made by `envd sample postgres://…`",
-                    dir.display()
-                ),
-            ));
-        }
         if !crate::fixtures::postgres::is_url(url) {
             return Err(self.at(
                 value.span(),
@@ -967,7 +958,7 @@ mod tests {
     }
 
     #[test]
-    fn a_fixture_must_be_sampled_from_postgresql_and_loaded_into_postgresql() {
+    fn a_fixture_must_be_a_fixture_and_loaded_into_postgresql() {
         let dir = tempfile::tempdir().unwrap();
         let fixture = |postgres: &str| {
             let text = format!("{{\"version\": 1, \"seed\": 0, \"maxCategories\": 50, \"edgeRowsPerReason\": 3, \"tables\": [], \"relations\": [], \"warnings\": []{postgres}}}");
@@ -979,14 +970,20 @@ mod tests {
                 dir.path().display()
             )
         };
-        fixture("");
+        std::fs::write(dir.path().join("fixture.json"), "{\"version\": 2}").unwrap();
         check(
             &manifest("postgres://127.0.0.1:{port}/postgres"),
             Err("envd.toml:9:11: deps.db.fixture: /tmp"),
         );
         check(
             &manifest("postgres://127.0.0.1:{port}/postgres"),
-            Err("was not sampled from PostgreSQL; expected a fixture made by `envd sample postgres://…`"),
+            Err("not a fixture"),
+        );
+        // Sampled from files: loaded all the same.
+        fixture("");
+        check(
+            &manifest("postgres://127.0.0.1:{port}/postgres"),
+            Ok(serde_json::json!({"name": "work"})),
         );
         fixture(", \"postgres\": {\"schema\": \"public\", \"tables\": [], \"warnings\": []}");
         check(

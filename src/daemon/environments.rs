@@ -806,8 +806,9 @@ impl Environments {
     }
 }
 
-/// Loads a PostgreSQL fixture into the `service` dependency at `url` (now healthy). The
-/// client is synchronous: it runs on the blocking pool, never on a runtime thread.
+/// Loads a fixture (sampled from PostgreSQL or from files) into the `service` dependency
+/// at `url` (now healthy); what the load changed or left out is logged. The client is
+/// synchronous: it runs on the blocking pool, never on a runtime thread.
 async fn load_fixture(fixture: &Path, url: &str) -> Result<(), String> {
     let (dir, target) = (fixture.to_owned(), url.to_owned());
     let loaded =
@@ -816,6 +817,9 @@ async fn load_fixture(fixture: &Path, url: &str) -> Result<(), String> {
             .map_err(|error| format!("loading fixture {}: {error}", fixture.display()))?;
     match loaded {
         Ok(loaded) => {
+            for warning in &loaded.warnings {
+                tracing::warn!(fixture = %fixture.display(), "{warning}");
+            }
             tracing::info!(fixture = %fixture.display(), created = ?loaded.created, rows = ?loaded.rows, "fixture loaded");
             Ok(())
         }

@@ -30,6 +30,11 @@ impl Home {
         self.work.path("home")
     }
 
+    /// What the daemon has logged (`$ENVD_HOME/daemon.log`).
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.home().join("daemon.log")).unwrap_or_default()
+    }
+
     pub fn envd(&self, args: &[&str]) -> Output {
         let output = Command::new(binary())
             .args(args)

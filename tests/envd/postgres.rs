@@ -16,6 +16,9 @@ use serde_json::Value;
 use crate::environments::Home;
 use crate::harness::{eventually, run, Workdir};
 
+/// Fixtures sampled from files, loaded by the same server's databases.
+mod files;
+
 /// Debian's `nobody`: PostgreSQL refuses to run as root.
 const NOBODY: u32 = 65534;
 
@@ -222,6 +225,20 @@ fn sample(args: &[&str]) -> String {
 
 fn fixture(dir: &Path) -> Value {
     serde_json::from_slice(&fs::read(dir.join("fixture.json")).unwrap()).unwrap()
+}
+
+/// Runs `DIR/load.sql` with psql into the database at `url`, which must succeed.
+fn load_script(url: &str, dir: &Path) {
+    let psql = Command::new(program("psql"))
+        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        psql.status.success(),
+        "{}",
+        String::from_utf8_lossy(&psql.stderr)
+    );
 }
 
 /// The item of a JSON list whose `field` is `name`.
@@ -564,19 +581,25 @@ fn a_service_dependency_gets_its_fixture_before_the_service_under_test_starts() 
         .unwrap();
     let home = Home::new();
     let manifest = shop_manifest(&home, &broken, COUNT_ORDERS, None);
-    let output = home.envd(&["up", "--detach", "-f", &manifest]);
+    let stderr = load_fails(&home, &manifest);
+    assert!(
+        stderr.contains("loading") && stderr.contains("into table orders"),
+        "{stderr}"
+    );
+}
+
+/// `envd up` of `manifest`, whose `db` dependency's fixture must fail to load, leaving no
+/// environment: what it printed on stderr.
+fn load_fails(home: &Home, manifest: &str) -> String {
+    let output = home.envd(&["up", "--detach", "-f", manifest]);
     assert_eq!(output.code, Some(3), "{}", output.stderr);
     assert!(
         output.stderr.contains("db did not start: loading fixture"),
         "{}",
         output.stderr
     );
-    assert!(
-        output.stderr.contains("loading") && output.stderr.contains("into table orders"),
-        "{}",
-        output.stderr
-    );
     assert!(home.ps().is_empty(), "a failed load left an environment");
+    output.stderr
 }
 
 /// Plans and accounts as an application makes them: keys from an identity and a `serial`,
@@ -606,16 +629,7 @@ INSERT INTO billing.invoices (total) SELECT i FROM generate_series(1, 300) i;
 /// (`psql -v ON_ERROR_STOP=1 -f load.sql` in `dir`); its URL.
 fn loaded_by_script(server: &Server, name: &str, dir: &Path) -> String {
     let copy = server.database(name, "");
-    let psql = Command::new(program("psql"))
-        .args([&copy, "-v", "ON_ERROR_STOP=1", "-q", "-f", "load.sql"])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        psql.status.success(),
-        "{}",
-        String::from_utf8_lossy(&psql.stderr)
-    );
+    load_script(&copy, dir);
     copy
 }
 
