@@ -54,6 +54,13 @@ fn write_bytes(work: &Workdir, name: &str, bytes: &[u8]) -> String {
     path.display().to_string()
 }
 
+/// A file of `tests/envd/data`.
+fn data_file(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/envd/data")
+        .join(name)
+}
+
 fn fixture(dir: &Path) -> Value {
     serde_json::from_slice(&fs::read(dir.join("fixture.json")).unwrap()).unwrap()
 }
@@ -1196,8 +1203,7 @@ fn parquet_masks_only_string_columns_and_keeps_their_shape() {
 
 #[test]
 fn nested_parquet_columns_from_duckdb_are_json_and_round_trip() {
-    let source =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/envd/data/duckdb_nested.parquet");
+    let source = data_file("duckdb_nested.parquet");
     let source = source.to_str().unwrap();
     let work = Workdir::new();
     let (first, _) = sample_with(&work, source, "a", &[]);
@@ -1556,8 +1562,7 @@ fn shape(value: &Value) -> Value {
 
 #[test]
 fn nested_parquet_columns_mask_their_text_leaves_in_every_format() {
-    let source =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/envd/data/duckdb_nested.parquet");
+    let source = data_file("duckdb_nested.parquet");
     let source = source.to_str().unwrap();
     let work = Workdir::new();
     let masks = [
