@@ -54,6 +54,13 @@ fn write_bytes(work: &Workdir, name: &str, bytes: &[u8]) -> String {
     path.display().to_string()
 }
 
+/// A file of `tests/envd/data`.
+fn data_file(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/envd/data")
+        .join(name)
+}
+
 fn fixture(dir: &Path) -> Value {
     serde_json::from_slice(&fs::read(dir.join("fixture.json")).unwrap()).unwrap()
 }
@@ -1196,8 +1203,7 @@ fn parquet_masks_only_string_columns_and_keeps_their_shape() {
 
 #[test]
 fn nested_parquet_columns_from_duckdb_are_json_and_round_trip() {
-    let source =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/envd/data/duckdb_nested.parquet");
+    let source = data_file("duckdb_nested.parquet");
     let source = source.to_str().unwrap();
     let work = Workdir::new();
     let (first, _) = sample_with(&work, source, "a", &[]);
@@ -1504,8 +1510,9 @@ fn nested_parquet_drift_and_masks() {
         "OPTIONAL group { REQUIRED DOUBLE lat; OPTIONAL INT32 day; }"
     );
 
-    // A nested column's JSON cannot be masked and stay JSON (or its type): refused.
-    for format in ["parquet", "csv"] {
+    // Of a nested column only text leaves are masked: one without any is refused (a
+    // map's keys are kept, so attrs, strings to decimals, has none).
+    for (column, format) in [("attrs", "parquet"), ("codes", "csv"), ("place", "jsonl")] {
         let refused = work.path("refused");
         let (code, _, stderr) = run(&[
             "sample",
@@ -1513,17 +1520,159 @@ fn nested_parquet_drift_and_masks() {
             "--out",
             refused.to_str().unwrap(),
             "--mask",
-            "tags",
+            column,
             "--format",
             format,
         ]);
         assert_eq!(code, Some(2), "{stderr}");
         assert!(
-            stderr.contains("--mask tags: a nested column (OPTIONAL group (LIST) {"),
+            stderr.contains(&format!(
+                "--mask {column}: a nested column without text (STRING) leaves ("
+            )),
             "{stderr}"
         );
         assert!(!refused.exists());
     }
+}
+
+/// `value` with every letter of its strings made `a` (`A` uppercase) and every digit `9`:
+/// what masking keeps.
+fn shape(value: &Value) -> Value {
+    match value {
+        Value::String(text) => Value::from(
+            text.chars()
+                .map(|c| match c {
+                    '0'..='9' => '9',
+                    c if c.is_uppercase() => 'A',
+                    c if c.is_alphabetic() => 'a',
+                    c => c,
+                })
+                .collect::<String>(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(shape).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(key, value)| (key.clone(), shape(value)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn nested_parquet_columns_mask_their_text_leaves_in_every_format() {
+    let source = data_file("duckdb_nested.parquet");
+    let source = source.to_str().unwrap();
+    let work = Workdir::new();
+    let masks = [
+        "--mask", "tags", "--mask", "person", "--mask", "lines", "--mask", "names",
+    ];
+    let read_jsonl = |dir: &Path| -> Vec<Value> {
+        fs::read_to_string(dir.join("duckdb_nested.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+    let (plain, _) = sample_with(&work, source, "plain", &["--format", "jsonl"]);
+    let plain = read_jsonl(&plain);
+    let mut args = masks.to_vec();
+    args.extend(["--format", "jsonl"]);
+    let (masked_dir, _) = sample_with(&work, source, "masked", &args);
+    let masked = read_jsonl(&masked_dir);
+    assert_eq!(masked.len(), 4);
+    for (before, after) in plain.iter().zip(&masked) {
+        // Every value keeps its shape, and what is not a text leaf stays as it was: the
+        // map `attrs` (not masked), dates, decimals and `names`' integer keys.
+        assert_eq!(shape(before), shape(after), "{after}");
+        assert_eq!(before["attrs"], after["attrs"]);
+        assert_eq!(before["person"]["born"], after["person"]["born"]);
+        assert_eq!(before["lines"][0]["price"], after["lines"][0]["price"]);
+        assert_eq!(before["names"][0]["key"], after["names"][0]["key"]);
+    }
+    let texts = |rows: &[Value]| -> Vec<Value> {
+        rows.iter()
+            .flat_map(|row| {
+                [
+                    row["person"]["name"].clone(),
+                    row["lines"][0]["sku"].clone(),
+                    row["names"][0]["value"].clone(),
+                ]
+            })
+            .filter(Value::is_string)
+            .collect()
+    };
+    let (before, after) = (texts(&plain), texts(&masked));
+    assert_eq!(before.len(), 6);
+    assert!(
+        before.iter().zip(&after).all(|(b, a)| b != a),
+        "{before:?} -> {after:?}"
+    );
+    // The same in a re-run, and in the statistics (still JSON).
+    let (again, _) = sample_with(&work, source, "again", &args);
+    assert_eq!(read_jsonl(&again), masked);
+    let stats = &fixture(&masked_dir)["tables"][0]["stats"]["columns"];
+    let person = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "person")
+        .unwrap();
+    assert_eq!(person["masked"], true);
+    let longest: Value = serde_json::from_str(person["longest"]["value"].as_str().unwrap())
+        .unwrap_or_else(|e| panic!("{person}: {e}"));
+    assert!(after.contains(&longest["name"]), "{longest}");
+
+    // The Parquet fixture: the source's schema, its levels, the masked leaves.
+    let (pq, _) = sample_with(&work, source, "pq", &masks);
+    let written = pq.join("duckdb_nested.parquet");
+    assert_eq!(
+        parquet_files::schema(&written),
+        parquet_files::schema(Path::new(source))
+    );
+    let rows = parquet_files::rows(&written);
+    let source_rows = parquet_files::rows(Path::new(source));
+    assert_eq!(rows.len(), source_rows.len());
+    // (The crate shows a string in quotes, a quote in it unescaped.)
+    for text in after
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|t| !t.contains('"'))
+    {
+        assert!(
+            rows.iter().any(|r| r.contains(&format!("\"{text}\""))),
+            "{text} in {rows:?}"
+        );
+    }
+    for text in before
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|t| !t.contains('"'))
+    {
+        assert!(
+            !rows.iter().any(|r| r.contains(&format!("\"{text}\""))),
+            "{text} in {rows:?}"
+        );
+    }
+    // A masked fixture checks without drift against its source.
+    let (code, stdout, stderr) = run(&[
+        "fixture",
+        "check",
+        source,
+        "--against",
+        pq.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+
+    // CSV holds the same masked JSON as JSON Lines.
+    args.truncate(masks.len());
+    args.extend(["--format", "csv"]);
+    let (csv, _) = sample_with(&work, source, "csv", &args);
+    let text = fs::read_to_string(csv.join("duckdb_nested.csv")).unwrap();
+    let name = masked[0]["person"]["name"].as_str().unwrap();
+    let field = format!(r#"{{""name"":""{name}"",""born"":""1990-05-17""}}"#);
+    assert!(text.contains(&field), "{field} in {text}");
 }
 
 /// `path` with every column chunk's codec declared as `codec` in its footer, the pages
