@@ -633,7 +633,7 @@ fn print_drift(stdout: &mut impl Write, report: &fixtures::DriftReport, heading:
         if report.schema_objects {
             let _ = writeln!(
                 stdout,
-                "envd: drift in the types and functions of schema {}:",
+                "envd: drift in the extensions, types and functions of schema {}:",
                 report.table
             );
         } else if heading {

@@ -448,7 +448,7 @@ fn drift_in_enum_labels_and_indexes_exits_1() {
     let (code, stdout, stderr) = run(&["fixture", "check", &url, "--against", &out]);
     assert_eq!(code, Some(1), "{stdout}{stderr}");
     assert!(
-        stdout.contains("envd: drift in the types and functions of schema public:"),
+        stdout.contains("envd: drift in the extensions, types and functions of schema public:"),
         "{stdout}"
     );
     assert!(
@@ -1605,6 +1605,58 @@ fn a_service_dependency_gets_the_indexes_and_triggers_its_tables_lack() {
         output.stderr
     );
     assert!(home.ps().is_empty(), "a failed load left an environment");
+}
+
+/// A source whose foreign key was added `NOT VALID` over a row whose parent is gone: the
+/// fixture keeps that row (no parent can be sampled for it) and carries the key as
+/// `NOT VALID`, so loading it does not fail on rows the source itself holds, and new rows
+/// are still checked.
+#[test]
+fn a_not_valid_foreign_key_loads_not_valid_over_its_orphans() {
+    let server = server();
+    let url = server.database(
+        "orphans_source",
+        "CREATE TABLE teams (id integer PRIMARY KEY);
+         CREATE TABLE players (id integer PRIMARY KEY, team integer);
+         INSERT INTO teams VALUES (1), (2);
+         INSERT INTO players VALUES (1, 1), (2, 2), (3, 9);
+         ALTER TABLE players ADD CONSTRAINT players_team
+             FOREIGN KEY (team) REFERENCES teams (id) NOT VALID;",
+    );
+    let work = Workdir::new();
+    let dir = work.path("orphans");
+    sample(&[&url, "--out", dir.to_str().unwrap(), "--rows", "10"]);
+    let written = fixture(&dir);
+    let players = named(&written["postgres"]["tables"], "name", "players");
+    assert_eq!(
+        named(&players["foreignKeys"], "name", "players_team")["notValid"],
+        true
+    );
+    let copy = loaded_by_script(server, "orphans_copy", &dir);
+    assert_eq!(
+        value(
+            server,
+            &copy,
+            "SELECT string_agg(id || ':' || team, ',' ORDER BY id) FROM players"
+        ),
+        "1:1,2:2,3:9"
+    );
+    assert_eq!(
+        value(
+            server,
+            &copy,
+            "SELECT convalidated::text FROM pg_constraint WHERE conname = 'players_team'"
+        ),
+        "false"
+    );
+    let mut client = postgres::Client::connect(&copy, postgres::NoTls).unwrap();
+    let refused = client
+        .batch_execute("INSERT INTO players VALUES (4, 7)")
+        .unwrap_err();
+    assert!(
+        format!("{refused:?}").contains("players_team"),
+        "{refused:?}"
+    );
 }
 
 /// A `service` dependency whose database has the partitioned table with some partitions
